@@ -1,0 +1,37 @@
+// Command api serves jobforge's JobService over gRPC and REST.
+//
+// With -dev it also runs a worker in-process and, when REDIS_URL is unset,
+// an embedded in-memory store: `make run`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jobforge/jobforge/internal/app"
+	"github.com/jobforge/jobforge/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(config.API, "api", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return app.RunAPI(ctx, cfg, cfg.Logger(stderr), stdout)
+}

@@ -1,0 +1,105 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/jobforge/jobforge/internal/queue"
+)
+
+// errorDomain is the ErrorInfo domain of every error jobforge returns.
+const errorDomain = "jobforge.dev"
+
+// ErrorInfo reasons. Stable: clients may switch on them.
+const (
+	reasonInvalidArgument = "INVALID_ARGUMENT"
+	reasonNotFound        = "JOB_NOT_FOUND"
+	reasonUnavailable     = "BACKEND_UNAVAILABLE"
+	reasonInternal        = "INTERNAL"
+)
+
+type fieldViolation = errdetails.BadRequest_FieldViolation
+
+func violation(field, format string, args ...any) *fieldViolation {
+	return &fieldViolation{Field: field, Description: fmt.Sprintf(format, args...)}
+}
+
+// invalidArgument is an INVALID_ARGUMENT status with BadRequest field
+// violations and ErrorInfo, per AIP-193. The message names the first field.
+func invalidArgument(vs ...*fieldViolation) error {
+	msg := "invalid request"
+	if len(vs) > 0 {
+		msg = vs[0].GetField() + ": " + vs[0].GetDescription()
+		if vs[0].GetField() == "" {
+			msg = vs[0].GetDescription()
+		}
+		if len(vs) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(vs)-1)
+		}
+	}
+	return withDetails(codes.InvalidArgument, msg,
+		&errdetails.BadRequest{FieldViolations: vs},
+		&errdetails.ErrorInfo{Reason: reasonInvalidArgument, Domain: errorDomain})
+}
+
+func withDetails(code codes.Code, msg string, details ...protoadapt.MessageV1) error {
+	st, err := status.New(code, msg).WithDetails(details...)
+	if err != nil {
+		return status.Error(code, msg)
+	}
+	return st.Err()
+}
+
+// toStatus maps an error returned by a handler to the status the client
+// sees. Status errors pass through. Anything unexpected is logged with its
+// cause and returned as a generic INTERNAL error that carries only the
+// request id, so Redis or Lua error text never reaches a client.
+func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var nf *notFoundError
+	switch {
+	case errors.As(err, &nf):
+		return withDetails(codes.NotFound, fmt.Sprintf("job %q not found", nf.name),
+			&errdetails.ErrorInfo{Reason: reasonNotFound, Domain: errorDomain},
+			&errdetails.ResourceInfo{ResourceType: "jobforge.dev/Job", ResourceName: nf.name})
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "request deadline exceeded")
+	case queue.IsUnavailable(err):
+		log.WarnContext(ctx, "backend unavailable", "method", method, "error", err)
+		return withDetails(codes.Unavailable, "job store temporarily unavailable; retry shortly",
+			&errdetails.ErrorInfo{Reason: reasonUnavailable, Domain: errorDomain},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+	}
+	id := requestID(ctx)
+	log.ErrorContext(ctx, "internal error", "method", method, "error", err)
+	return withDetails(codes.Internal, fmt.Sprintf("internal error (request id %s)", id),
+		&errdetails.ErrorInfo{Reason: reasonInternal, Domain: errorDomain, Metadata: map[string]string{"request_id": id}})
+}
+
+// notFoundError is a job that does not exist for the caller.
+type notFoundError struct{ name string }
+
+func (e *notFoundError) Error() string { return "job " + e.name + " not found" }
+
+func notFound(name string, err error) error {
+	if errors.Is(err, queue.ErrNotFound) {
+		return &notFoundError{name: name}
+	}
+	return err
+}

@@ -1,0 +1,196 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fullstorydev/grpchan/inprocgrpc"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	apidef "github.com/jobforge/jobforge/api"
+	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+)
+
+// Options configures a Server.
+type Options struct {
+	GRPCAddr string
+	HTTPAddr string
+	// DrainDelay is how long the server keeps serving after readiness turns
+	// off, so load balancers stop sending traffic before listeners close.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds how long in-flight requests may take to finish.
+	ShutdownTimeout time.Duration
+	// Ready reports whether dependencies (Redis) are reachable.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// Server serves the JobService over gRPC and REST, plus /healthz, /readyz
+// and /openapi.json on the HTTP port.
+type Server struct {
+	opts     Options
+	grpc     *grpc.Server
+	http     *http.Server
+	health   *health.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	stopping atomic.Bool
+}
+
+// NewServer binds the listeners and wires the service. The REST gateway
+// calls the service through an in-process channel that runs the same
+// interceptor chain as the gRPC server, without a network hop.
+func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
+	ic, err := newInterceptors(opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, health: health.NewServer()}
+
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(ic.unary),
+		grpc.ChainStreamInterceptor(ic.stream),
+		grpc.MaxRecvMsgSize(4<<20),
+	)
+	jobforgev1.RegisterJobServiceServer(s.grpc, svc)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+
+	inproc := (&inprocgrpc.Channel{}).
+		WithServerUnaryInterceptor(ic.unary).
+		WithServerStreamInterceptor(ic.stream)
+	jobforgev1.RegisterJobServiceServer(inproc, svc)
+
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+	)
+	if err := jobforgev1.RegisterJobServiceHandlerClient(context.Background(), gw, jobforgev1.NewJobServiceClient(inproc)); err != nil {
+		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(apidef.OpenAPI)
+	})
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+
+	if s.grpcLis, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen grpc: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", opts.HTTPAddr); err != nil {
+		_ = s.grpcLis.Close()
+		return nil, fmt.Errorf("listen http: %w", err)
+	}
+	return s, nil
+}
+
+// incomingHeader forwards the request id; other headers stay HTTP-only
+// (the gateway's default would also trust client-sent Grpc-Metadata-*).
+func incomingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, requestIDHeader) {
+		return requestIDHeader, true
+	}
+	return "", false
+}
+
+func outgoingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, requestIDHeader) {
+		return textproto.CanonicalMIMEHeaderKey(requestIDHeader), true
+	}
+	return "", false
+}
+
+// GRPCAddr is the bound gRPC address.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.stopping.Load() {
+		http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.opts.Ready(ctx); err != nil {
+		http.Error(w, "redis unreachable\n", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// Run serves until ctx is done, then shuts down in order: readiness off,
+// drain delay, stop accepting and finish in-flight requests, return.
+func (s *Server) Run(ctx context.Context) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(jobforgev1.JobService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve grpc: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.stopping.Store(true)
+		s.health.Shutdown() // every service reports NOT_SERVING
+		if s.opts.DrainDelay > 0 && ctx.Err() != nil {
+			s.opts.Logger.Info("readiness off; draining", "delay", s.opts.DrainDelay)
+			time.Sleep(s.opts.DrainDelay)
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+		defer cancel()
+		httpErr := s.http.Shutdown(sctx)
+		done := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			s.grpc.Stop()
+			<-done
+		}
+		return httpErr
+	})
+	return g.Wait()
+}

@@ -1,0 +1,237 @@
+// Package config loads process configuration from flags, with environment
+// variables as fallbacks, and validates it before anything starts.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the configuration of cmd/api and cmd/worker. Each field has a
+// flag and an environment variable; the flag wins. See the README's table.
+type Config struct {
+	RedisURL string // REDIS_URL; empty only in dev mode (embedded store)
+	Dev      bool   // JOBFORGE_DEV: in-process worker, embedded store without REDIS_URL
+
+	GRPCAddr  string // JOBFORGE_GRPC_ADDR
+	HTTPAddr  string // JOBFORGE_HTTP_ADDR
+	AdminAddr string // JOBFORGE_ADMIN_ADDR (worker: /healthz, /readyz)
+
+	Queues         map[string]int // JOBFORGE_QUEUES: I/O pool queues and weights
+	CPUQueues      map[string]int // JOBFORGE_CPU_QUEUES: CPU pool queues and weights
+	Pools          []string       // JOBFORGE_POOLS: which pools this worker runs
+	Concurrency    int            // JOBFORGE_CONCURRENCY: I/O pool slots
+	CPUConcurrency int            // JOBFORGE_CPU_CONCURRENCY: CPU pool slots; 0 = GOMAXPROCS
+
+	PollInterval         time.Duration // JOBFORGE_POLL_INTERVAL
+	DelayedCheckInterval time.Duration // JOBFORGE_DELAYED_CHECK_INTERVAL
+	Retention            time.Duration // JOBFORGE_RETENTION
+	ShutdownTimeout      time.Duration // JOBFORGE_SHUTDOWN_TIMEOUT
+	DrainDelay           time.Duration // JOBFORGE_DRAIN_DELAY
+
+	LogLevel  slog.Level // JOBFORGE_LOG_LEVEL
+	LogFormat string     // JOBFORGE_LOG_FORMAT: json or text
+}
+
+// Program selects the flags that apply.
+type Program int
+
+// Programs.
+const (
+	API Program = iota
+	Worker
+)
+
+// Load parses args (without the program name) with getenv supplying
+// defaults, and validates the result. Usage goes to out on -h.
+func Load(p Program, name string, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		c                                 Config
+		queues, cpuQueues, pools, level   string
+		poll, delayed, retention, stop    string
+		drain, concurrency, cpuConcurrent string
+	)
+	envDev, devErr := false, error(nil)
+	if v := getenv("JOBFORGE_DEV"); v != "" {
+		envDev, devErr = strconv.ParseBool(v)
+	}
+	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL: redis://, rediss://, redis-sentinel:// (env REDIS_URL)")
+	fs.StringVar(&queues, "queues", env("JOBFORGE_QUEUES", "critical=6,default=3,low=1"), "I/O pool queues with weights (env JOBFORGE_QUEUES)")
+	fs.StringVar(&cpuQueues, "cpu-queues", env("JOBFORGE_CPU_QUEUES", "cpu=1"), "CPU pool queues with weights (env JOBFORGE_CPU_QUEUES)")
+	fs.StringVar(&retention, "retention", env("JOBFORGE_RETENTION", "24h"), "how long finished jobs stay readable (env JOBFORGE_RETENTION)")
+	fs.StringVar(&stop, "shutdown-timeout", env("JOBFORGE_SHUTDOWN_TIMEOUT", "25s"), "grace for in-flight work on shutdown (env JOBFORGE_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&level, "log-level", env("JOBFORGE_LOG_LEVEL", "info"), "debug, info, warn or error (env JOBFORGE_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", env("JOBFORGE_LOG_FORMAT", ""), "json or text; default json, text in dev mode (env JOBFORGE_LOG_FORMAT)")
+	fs.StringVar(&poll, "poll-interval", env("JOBFORGE_POLL_INTERVAL", "10ms"), "idle queue check interval of in-process workers (env JOBFORGE_POLL_INTERVAL)")
+	fs.StringVar(&delayed, "delayed-check-interval", env("JOBFORGE_DELAYED_CHECK_INTERVAL", "500ms"), "how often due scheduled/retrying jobs are moved to their queue (env JOBFORGE_DELAYED_CHECK_INTERVAL)")
+	fs.StringVar(&pools, "pools", env("JOBFORGE_POOLS", "io,cpu"), "worker pools to run: io, cpu (env JOBFORGE_POOLS)")
+	fs.StringVar(&concurrency, "concurrency", env("JOBFORGE_CONCURRENCY", "32"), "I/O pool slots (env JOBFORGE_CONCURRENCY)")
+	fs.StringVar(&cpuConcurrent, "cpu-concurrency", env("JOBFORGE_CPU_CONCURRENCY", "0"), "CPU pool slots, 0 = one per core (env JOBFORGE_CPU_CONCURRENCY)")
+	switch p {
+	case API:
+		fs.StringVar(&c.GRPCAddr, "grpc-addr", env("JOBFORGE_GRPC_ADDR", ":9090"), "gRPC listen address (env JOBFORGE_GRPC_ADDR)")
+		fs.StringVar(&c.HTTPAddr, "http-addr", env("JOBFORGE_HTTP_ADDR", ":8080"), "REST gateway listen address (env JOBFORGE_HTTP_ADDR)")
+		fs.StringVar(&drain, "drain-delay", env("JOBFORGE_DRAIN_DELAY", "0s"), "time between readiness off and closing listeners (env JOBFORGE_DRAIN_DELAY)")
+		fs.BoolVar(&c.Dev, "dev", envDev, "development mode: in-process worker; embedded in-memory store when REDIS_URL is unset (env JOBFORGE_DEV)")
+	case Worker:
+		fs.StringVar(&c.AdminAddr, "admin-addr", env("JOBFORGE_ADMIN_ADDR", ":8081"), "health endpoints listen address (env JOBFORGE_ADMIN_ADDR)")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+
+	var errs []error
+	bad := func(name string, err error) { errs = append(errs, fmt.Errorf("-%s: %w", name, err)) }
+	parseDur := func(name, v string, min, max time.Duration) time.Duration {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(name, fmt.Errorf("not a duration: %q", v))
+		case d < min || d > max:
+			bad(name, fmt.Errorf("%s is outside %s..%s", d, min, max))
+		}
+		return d
+	}
+	parseInt := func(name, v string, min, max int) int {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil:
+			bad(name, fmt.Errorf("not an integer: %q", v))
+		case n < min || n > max:
+			bad(name, fmt.Errorf("%d is outside %d..%d", n, min, max))
+		}
+		return n
+	}
+	if devErr != nil {
+		bad("dev", fmt.Errorf("JOBFORGE_DEV is not a boolean: %q", getenv("JOBFORGE_DEV")))
+	}
+	c.Queues = parseQueues("queues", queues, bad)
+	c.CPUQueues = parseQueues("cpu-queues", cpuQueues, bad)
+	for q := range c.CPUQueues {
+		if _, dup := c.Queues[q]; dup {
+			bad("cpu-queues", fmt.Errorf("queue %q is also in -queues; a queue belongs to one pool", q))
+		}
+	}
+	c.Retention = parseDur("retention", retention, time.Minute, 90*24*time.Hour)
+	c.ShutdownTimeout = parseDur("shutdown-timeout", stop, time.Second, time.Hour)
+	c.PollInterval = parseDur("poll-interval", poll, time.Millisecond, 10*time.Second)
+	c.DelayedCheckInterval = parseDur("delayed-check-interval", delayed, 10*time.Millisecond, time.Minute)
+	c.Concurrency = parseInt("concurrency", concurrency, 1, 10_000)
+	c.CPUConcurrency = parseInt("cpu-concurrency", cpuConcurrent, 0, 10_000)
+	if c.CPUConcurrency == 0 {
+		c.CPUConcurrency = runtime.GOMAXPROCS(0)
+	}
+	for _, pool := range strings.Split(pools, ",") {
+		pool = strings.TrimSpace(pool)
+		switch pool {
+		case "":
+		case "io", "cpu":
+			if !slices.Contains(c.Pools, pool) {
+				c.Pools = append(c.Pools, pool)
+			}
+		default:
+			bad("pools", fmt.Errorf("unknown pool %q; want io and/or cpu", pool))
+		}
+	}
+	if p == Worker && len(c.Pools) == 0 {
+		bad("pools", errors.New("a worker needs at least one pool"))
+	}
+	if p == API {
+		c.DrainDelay = parseDur("drain-delay", drain, 0, 5*time.Minute)
+	}
+	switch strings.ToLower(level) {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		bad("log-level", fmt.Errorf("want debug, info, warn or error, got %q", level))
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+		if c.Dev {
+			c.LogFormat = "text"
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("log-format", fmt.Errorf("want json or text, got %q", c.LogFormat))
+	}
+	if c.RedisURL == "" && !c.Dev {
+		bad("redis-url", errors.New("REDIS_URL is required (or run the API with -dev for an embedded in-memory store)"))
+	}
+	return c, errors.Join(errs...)
+}
+
+var queueName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+// parseQueues parses "name=weight,name=weight"; a bare name has weight 1.
+func parseQueues(flagName, spec string, bad func(string, error)) map[string]int {
+	out := map[string]int{}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, w, hasWeight := strings.Cut(part, "=")
+		weight := 1
+		if hasWeight {
+			n, err := strconv.Atoi(w)
+			if err != nil || n < 1 || n > 1000 {
+				bad(flagName, fmt.Errorf("queue %q: weight must be an integer in 1..1000, got %q", name, w))
+				continue
+			}
+			weight = n
+		}
+		if !queueName.MatchString(name) {
+			bad(flagName, fmt.Errorf("invalid queue name %q: lowercase letters, digits, - and _, starting with a letter", name))
+			continue
+		}
+		if _, dup := out[name]; dup {
+			bad(flagName, fmt.Errorf("queue %q listed twice", name))
+		}
+		out[name] = weight
+	}
+	return out
+}
+
+// AllQueues returns every configured queue name, sorted.
+func (c Config) AllQueues() []string {
+	qs := slices.Collect(maps.Keys(c.Queues))
+	qs = append(qs, slices.Collect(maps.Keys(c.CPUQueues))...)
+	slices.Sort(qs)
+	return qs
+}
+
+// Logger builds the process logger: JSON for production, text for dev.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,85 @@
+// Package queue is jobforge's storage and queueing layer: the only package
+// that talks to Redis. Jobs are queued and executed through asynq; what
+// asynq does not keep (state as clients see it, progress, results, attempt
+// errors, timestamps) lives in one Redis hash per job under the "jobforge:"
+// prefix, written with go-redis.
+//
+// Every jobforge key of a job carries the job id as a hash tag
+// ("jobforge:job:{<id>}") so that a job's keys share one Redis Cluster slot.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotFound is returned for a job that does not exist or whose retention
+// has passed.
+var ErrNotFound = errors.New("job not found")
+
+// State is a job's lifecycle state as clients see it. The values are the
+// names of the API's Job.State enum.
+type State string
+
+// Job states.
+const (
+	StatePending   State = "PENDING"
+	StateScheduled State = "SCHEDULED"
+	StateRunning   State = "RUNNING"
+	StateRetrying  State = "RETRYING"
+	StateSucceeded State = "SUCCEEDED"
+	StateFailed    State = "FAILED"
+	StateCancelled State = "CANCELLED"
+)
+
+// Terminal reports whether no further attempt will run.
+func (s State) Terminal() bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
+
+const keyPrefix = "jobforge:"
+
+func jobKey(id string) string { return keyPrefix + "job:{" + id + "}" }
+
+// Connect opens a go-redis client for a redis://, rediss://, redis-socket://
+// or redis-sentinel:// URL and checks that the server answers.
+func Connect(ctx context.Context, url string) (redis.UniversalClient, error) {
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("unsupported redis url %q", url)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+	return rdb, nil
+}
+
+// IsUnavailable reports whether err means Redis could not be reached (as
+// opposed to a bug or a bad request), so callers may answer "retry later".
+func IsUnavailable(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) ||
+		errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, net.ErrClosed)
+}
+
+// Client is the Redis client the queue layer uses; callers only pass it
+// around and close it.
+type Client = redis.UniversalClient

@@ -1,0 +1,89 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// SimulatePayload controls the outcome of a simulate job.
+type SimulatePayload struct {
+	// Outcome is "succeed" (default) or "fail".
+	Outcome string `json:"outcome,omitempty" jsonschema:"enum=succeed,enum=fail,description=Final outcome once fail_times is used up"`
+	// FailTimes makes the first FailTimes attempts fail before Outcome applies.
+	FailTimes int `json:"fail_times,omitempty" jsonschema:"minimum=0,maximum=100"`
+	// Message is the error text of failing attempts.
+	Message string `json:"message,omitempty" jsonschema:"maxLength=1000"`
+	// Permanent marks the final failure as not retryable.
+	Permanent bool `json:"permanent,omitempty"`
+	// DurationMillis is how long each attempt works before it ends.
+	DurationMillis int `json:"duration_millis,omitempty" jsonschema:"minimum=0,maximum=3600000"`
+	// Result is echoed back on success.
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Validate implements the payload rules.
+func (p *SimulatePayload) Validate() error {
+	var v ValidationError
+	if p.Outcome != "" && p.Outcome != "succeed" && p.Outcome != "fail" {
+		v.Violations = append(v.Violations, FieldViolation{"outcome", fmt.Sprintf(`must be "succeed" or "fail", got %q`, p.Outcome)})
+	}
+	if p.FailTimes < 0 || p.FailTimes > 100 {
+		v.Violations = append(v.Violations, FieldViolation{"fail_times", fmt.Sprintf("must be between 0 and 100, got %d", p.FailTimes)})
+	}
+	if len(p.Message) > 1000 {
+		v.Violations = append(v.Violations, FieldViolation{"message", "must be at most 1000 bytes"})
+	}
+	if p.DurationMillis < 0 || p.DurationMillis > 3_600_000 {
+		v.Violations = append(v.Violations, FieldViolation{"duration_millis", fmt.Sprintf("must be between 0 and 3600000, got %d", p.DurationMillis)})
+	}
+	if len(v.Violations) > 0 {
+		return &v
+	}
+	return nil
+}
+
+// SimulateResult reports which attempt succeeded and echoes the payload's result.
+type SimulateResult struct {
+	Attempt int             `json:"attempt"`
+	Echo    json.RawMessage `json:"echo,omitempty"`
+}
+
+// Simulate is the built-in type whose outcome the payload controls, so that
+// success, failure, retries and permanent errors can be exercised end to end.
+var Simulate = register(Define(Spec[SimulatePayload, SimulateResult]{
+	Name:        "simulate",
+	Description: "Succeeds, fails, or fails `fail_times` attempts and then succeeds, as the payload says; for exercising retries and failures.",
+	Queue:       QueueDefault,
+	Timeout:     time.Hour,
+	MaxAttempts: 5,
+	Example:     SimulatePayload{Outcome: "succeed", Result: json.RawMessage(`{"ok":true}`)},
+	Handle: func(ctx context.Context, job *Job, p SimulatePayload) (SimulateResult, error) {
+		if p.DurationMillis > 0 {
+			t := time.NewTimer(time.Duration(p.DurationMillis) * time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return SimulateResult{}, ctx.Err()
+			case <-t.C:
+			}
+		}
+		msg := p.Message
+		if msg == "" {
+			msg = "simulated failure"
+		}
+		if job.Attempt <= p.FailTimes {
+			return SimulateResult{}, fmt.Errorf("%s (attempt %d of %d planned failures)", msg, job.Attempt, p.FailTimes)
+		}
+		if p.Outcome == "fail" {
+			err := errors.New(msg)
+			if p.Permanent {
+				err = Permanent(err)
+			}
+			return SimulateResult{}, err
+		}
+		return SimulateResult{Attempt: job.Attempt, Echo: p.Result}, nil
+	},
+}))

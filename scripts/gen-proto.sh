@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Generates Go, gRPC, gateway and OpenAPI code from api/proto into OUT (default api/gen).
+# Third-party .proto files come from packages at generation time:
+#   google/api/*            npm package google-proto-files (tools/package.json, pinned)
+#   buf/validate/*          Go module github.com/bufbuild/protovalidate (PROTOVALIDATE_VERSION)
+#   protoc-gen-openapiv2/*  Go module github.com/grpc-ecosystem/grpc-gateway/v2 (version from go.mod)
+#   google/protobuf/*       protoc's own include directory
+# Plugins are the pinned binaries in bin/ (see the Makefile's tools target).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-"$root/api/gen"}
+bin="$root/bin"
+: "${PROTOVALIDATE_VERSION:=v1.2.2}"
+
+cd "$root"
+if [ ! -d tools/node_modules/google-proto-files ]; then
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
+fi
+gpf="$root/tools/node_modules/google-proto-files"
+pv_dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/bufbuild/protovalidate@${PROTOVALIDATE_VERSION}" |
+  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+gw_dir=$(go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2)
+protoc_include=$(dirname "$(dirname "$(command -v protoc)")")/include
+
+mkdir -p "$out/openapi"
+protos=$(cd api/proto && find jobforge -name '*.proto' | sort)
+(
+  cd api/proto
+  # shellcheck disable=SC2086
+  protoc \
+    -I . -I "$protoc_include" -I "$gpf" -I "$pv_dir/proto/protovalidate" -I "$gw_dir" \
+    --plugin=protoc-gen-go="$bin/protoc-gen-go" \
+    --plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
+    --plugin=protoc-gen-grpc-gateway="$bin/protoc-gen-grpc-gateway" \
+    --plugin=protoc-gen-openapiv2="$bin/protoc-gen-openapiv2" \
+    --go_out="$out" --go_opt=paths=source_relative \
+    --go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
+    --grpc-gateway_out="$out" --grpc-gateway_opt=paths=source_relative \
+    --openapiv2_out="$out/openapi" \
+    --openapiv2_opt=allow_merge=true,merge_file_name=jobforge,disable_default_errors=false,enums_as_ints=false \
+    $protos
+)
