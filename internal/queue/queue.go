@@ -46,6 +46,11 @@ func (s State) Terminal() bool {
 
 const keyPrefix = "jobforge:"
 
+// Task headers jobforge adds to asynq tasks.
+const (
+	headerTimeout = "jf-timeout-ms" // per-attempt timeout in milliseconds
+)
+
 func jobKey(id string) string { return keyPrefix + "job:{" + id + "}" }
 
 // Connect opens a go-redis client for a redis://, rediss://, redis-socket://

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -66,7 +67,10 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (*Record, error) {
 		asynq.TaskID(rec.ID),
 		asynq.Queue(nj.Queue),
 		asynq.MaxRetry(nj.MaxAttempts - 1),
-		asynq.Timeout(nj.Timeout),
+		// asynq keeps timeouts in whole seconds; the exact timeout travels
+		// in a header and the worker enforces it. asynq's, rounded up and a
+		// second later, is only the backstop.
+		asynq.Timeout(nj.Timeout.Truncate(time.Second) + 2*time.Second),
 	}
 	if nj.ScheduleTime.After(now) {
 		rec.State = StateScheduled
@@ -98,7 +102,9 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (*Record, error) {
 	if err := s.rdb.HSet(ctx, key, fields...).Err(); err != nil {
 		return nil, fmt.Errorf("write job record: %w", err)
 	}
-	task := asynq.NewTask(rec.Type, rec.Payload)
+	task := asynq.NewTaskWithHeaders(rec.Type, rec.Payload, map[string]string{
+		headerTimeout: strconv.FormatInt(nj.Timeout.Milliseconds(), 10),
+	})
 	if _, err := s.client.EnqueueContext(ctx, task, opts...); err != nil {
 		// Without its task the record would stay PENDING forever.
 		if delErr := s.rdb.Del(context.WithoutCancel(ctx), key).Err(); delErr != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,6 +186,13 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 
+	timeout := typ.Timeout()
+	if ms, err := strconv.ParseInt(t.Headers()[headerTimeout], 10, 64); err == nil && ms > 0 {
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
 	started := w.now()
 	job := jobs.NewJob(id, t.Type(), attempt, maxAttempts, &reporter{rdb: w.rdb, key: key, now: w.now})
 	result, herr := typ.Run(ctx, job, t.Payload())
@@ -197,8 +205,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	msg := herr.Error()
 	switch {
 	case errors.Is(herr, context.DeadlineExceeded) && ctx.Err() != nil:
-		deadline, _ := ctx.Deadline()
-		msg = fmt.Sprintf("attempt timed out after %s", deadline.Sub(started).Round(time.Millisecond))
+		msg = fmt.Sprintf("attempt timed out after %s", timeout)
 	case errors.Is(herr, context.Canceled) && ctx.Err() != nil:
 		// Only asynq cancels the context without a deadline: the lease
 		// expired and asynq is retrying the task.

@@ -1,0 +1,85 @@
+# jobforge — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+GOTESTFLAGS ?= -race -count=1 -timeout 15m
+
+# Pinned code generation tools (see scripts/gen-proto.sh).
+PROTOC_GEN_GO_VERSION       := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION  := v1.6.0
+GRPC_GATEWAY_VERSION        := v2.33.0
+PROTOVALIDATE_VERSION       := v1.2.2
+
+# System packages the tests and code generation need (Debian names).
+APT_PACKAGES := redis-server protobuf-compiler
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Run the whole system: API + in-process worker (embedded store unless REDIS_URL is set).
+	$(GO) run ./cmd/api -dev
+
+.PHONY: build
+build: ## Build bin/api, bin/worker.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker
+
+.PHONY: deps
+deps: ## Install the system packages tests need (redis-server, protoc) when missing.
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing:$$missing — install them (Debian: apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+.PHONY: tools
+tools: ## Install the pinned protoc plugins into bin/.
+	@mkdir -p $(BIN)
+	@test -x $(BIN)/protoc-gen-go && $(BIN)/protoc-gen-go --version | grep -q $(PROTOC_GEN_GO_VERSION) || \
+	  GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@test -x $(BIN)/protoc-gen-go-grpc && $(BIN)/protoc-gen-go-grpc --version | grep -q $(PROTOC_GEN_GO_GRPC_VERSION:v%=%) || \
+	  GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	@test -x $(BIN)/protoc-gen-grpc-gateway && $(BIN)/protoc-gen-grpc-gateway --version | grep -q $(GRPC_GATEWAY_VERSION:v%=%) || \
+	  GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+	@test -x $(BIN)/protoc-gen-openapiv2 && $(BIN)/protoc-gen-openapiv2 --version | grep -q $(GRPC_GATEWAY_VERSION:v%=%) || \
+	  GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+
+.PHONY: proto
+proto: deps tools ## Regenerate Go, gRPC, gateway and OpenAPI code from api/proto.
+	@rm -rf api/gen/jobforge api/gen/openapi
+	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) ./scripts/gen-proto.sh $(CURDIR)/api/gen
+
+.PHONY: check-generated
+check-generated: deps tools ## Fail if committed generated code differs from a fresh `make proto`.
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) ./scripts/gen-proto.sh $$tmp >/dev/null && \
+	if ! diff -r -u api/gen/jobforge $$tmp/jobforge || ! diff -r -u api/gen/openapi $$tmp/openapi; then \
+	  echo "generated code is stale: run 'make proto' and commit the result"; exit 1; \
+	else echo "generated code is up to date"; fi
+
+.PHONY: test
+test: deps check-generated ## Run the whole suite: unit, integration and system tests (real redis-server), with -race.
+	$(GO) vet ./...
+	$(GO) test $(GOTESTFLAGS) ./...
+
+.PHONY: test-short
+test-short: ## Unit tests only (no Redis, no processes).
+	$(GO) test -short -count=1 ./...
+
+.PHONY: lint
+lint: ## go vet + gofmt check.
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: tidy
+tidy: ## go mod tidy.
+	$(GO) mod tidy

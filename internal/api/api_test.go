@@ -1,0 +1,270 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/api"
+	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/jobs"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+type bundle struct {
+	client  jobforgev1.JobServiceClient
+	baseURL string
+}
+
+// setup runs a real API server (no worker) against redisURL.
+func setup(t *testing.T, redisURL string) *bundle {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rdb, err := queue.Connect(ctx, redisURL)
+	require.NoError(t, err)
+	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	require.NoError(t, err)
+	store := queue.NewStore(rdb, log)
+	svc := api.NewService(store, reg, []string{"critical", "default", "cpu"}, log)
+	srv, err := api.NewServer(api.Options{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		Ready: store.Ping, Logger: log,
+	}, svc)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		require.NoError(t, <-done)
+		_ = rdb.Close()
+	})
+	return &bundle{client: jobforgev1.NewJobServiceClient(conn), baseURL: "http://" + srv.HTTPAddr()}
+}
+
+func (b *bundle) do(t *testing.T, method, path, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, b.baseURL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	if len(bytes.TrimSpace(raw)) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out), "body: %s", raw)
+	}
+	return resp.StatusCode, out, resp.Header
+}
+
+func TestCreateAndGetOverREST(t *testing.T) {
+	t.Parallel()
+	b := setup(t, redistest.NewDB(t))
+
+	code, job, hdr := b.do(t, "POST", "/v1/jobs", `{"type":"primes","payload":{"limit":1000},"labels":{"team":"data"}}`)
+	require.Equal(t, http.StatusOK, code, "%v", job)
+	require.Regexp(t, `^jobs/[0-9a-f-]{36}$`, job["name"])
+	require.Equal(t, "PENDING", job["state"])
+	require.Equal(t, "primes", job["type"])
+	require.Equal(t, "cpu", job["queue"], "type default queue")
+	require.Equal(t, map[string]any{"limit": float64(1000)}, job["payload"])
+	require.Equal(t, float64(3), job["maxAttempts"])
+	require.Equal(t, "600s", job["timeout"])
+	require.NotEmpty(t, job["createTime"])
+	require.NotEmpty(t, hdr.Get("X-Request-Id"), "REST calls go through the interceptor chain")
+
+	code, got, _ := b.do(t, "GET", "/v1/"+job["name"].(string), "")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, job["name"], got["name"])
+	require.Equal(t, map[string]any{"team": "data"}, got["labels"])
+
+	// The same job over gRPC.
+	gj, err := b.client.GetJob(context.Background(), &jobforgev1.GetJobRequest{Name: job["name"].(string)})
+	require.NoError(t, err)
+	require.Equal(t, jobforgev1.Job_PENDING, gj.GetState())
+	require.Equal(t, int64(1000), int64(gj.GetPayload().GetFields()["limit"].GetNumberValue()))
+}
+
+func TestCreateOverGRPC(t *testing.T) {
+	t.Parallel()
+	b := setup(t, redistest.NewDB(t))
+	ctx := context.Background()
+	payload, err := structpb.NewStruct(map[string]any{"pages": 2, "page_millis": 0})
+	require.NoError(t, err)
+	at := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	job, err := b.client.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{
+		Type: "report", Payload: payload, Queue: "critical", MaxAttempts: 7,
+		Timeout: durationpb.New(90 * time.Second), ScheduleTime: timestamppb.New(at),
+	}})
+	require.NoError(t, err)
+	require.Equal(t, jobforgev1.Job_SCHEDULED, job.GetState())
+	require.Equal(t, "critical", job.GetQueue())
+	require.Equal(t, int32(7), job.GetMaxAttempts())
+	require.Equal(t, 90*time.Second, job.GetTimeout().AsDuration())
+	require.True(t, at.Equal(job.GetScheduleTime().AsTime()))
+
+	types, err := b.client.ListJobTypes(ctx, &jobforgev1.ListJobTypesRequest{})
+	require.NoError(t, err)
+	names := []string{}
+	for _, jt := range types.GetJobTypes() {
+		names = append(names, jt.GetName())
+		require.NotNil(t, jt.GetExamplePayload())
+		require.NotNil(t, jt.GetPayloadSchema())
+		// Every example is accepted.
+		_, err := b.client.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{Type: jt.GetName(), Payload: jt.GetExamplePayload()}})
+		require.NoError(t, err, jt.GetName())
+	}
+	require.Equal(t, []string{"primes", "report", "simulate"}, names)
+}
+
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t, redistest.NewDB(t))
+	tests := []struct {
+		name      string
+		body      string
+		wantField string // first field violation; "" for decoding errors
+		wantText  string
+	}{
+		{"missing type", `{"payload":{}}`, "job.type", "must be at least 1 characters"},
+		{"unknown type", `{"type":"nope"}`, "job.type", `unknown job type "nope"`},
+		{"bad type name", `{"type":"Nope!"}`, "job.type", "does not match regex"},
+		{"payload missing field", `{"type":"primes","payload":{}}`, "job.payload.limit", "must be between 2 and"},
+		{"payload wrong type", `{"type":"primes","payload":{"limit":"lots"}}`, "job.payload.limit", "must be an integer"},
+		{"payload unknown field", `{"type":"primes","payload":{"limit":10,"x":1}}`, "job.payload.x", "unknown field"},
+		{"unknown queue", `{"type":"primes","payload":{"limit":10},"queue":"nowhere"}`, "job.queue", `unknown queue "nowhere"`},
+		{"too many attempts", `{"type":"primes","payload":{"limit":10},"maxAttempts":1000}`, "job.max_attempts", "less than or equal to 100"},
+		{"negative timeout", `{"type":"primes","payload":{"limit":10},"timeout":"-5s"}`, "job.timeout", "greater than 0s"},
+		{"schedule far future", `{"type":"primes","payload":{"limit":10},"scheduleTime":"2999-01-01T00:00:00Z"}`, "job.schedule_time", "at most 366 days ahead"},
+		{"schedule far past", `{"type":"primes","payload":{"limit":10},"scheduleTime":"2001-01-01T00:00:00Z"}`, "job.schedule_time", "at most 24h in the past"},
+		{"malformed json", `{"type":`, "", "unexpected EOF"},
+		{"unknown top-level field", `{"type":"primes","bogus":1}`, "", "unknown field"},
+		{"wrong top-level type", `{"type":5}`, "", "invalid value for string field type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, body, _ := b.do(t, "POST", "/v1/jobs", tt.body)
+			require.Equal(t, http.StatusBadRequest, code, "%v", body)
+			require.Equal(t, float64(codes.InvalidArgument), body["code"])
+			require.Contains(t, body["message"], tt.wantText)
+			if tt.wantField == "" {
+				return
+			}
+			var fields []string
+			for _, d := range body["details"].([]any) {
+				d := d.(map[string]any)
+				if d["@type"] == "type.googleapis.com/google.rpc.BadRequest" {
+					for _, v := range d["fieldViolations"].([]any) {
+						fields = append(fields, v.(map[string]any)["field"].(string))
+					}
+				}
+				if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo" {
+					require.Equal(t, "INVALID_ARGUMENT", d["reason"])
+					require.Equal(t, "jobforge.dev", d["domain"])
+				}
+			}
+			require.NotEmpty(t, fields)
+			require.Equal(t, tt.wantField, fields[0])
+		})
+	}
+
+	// The server keeps serving after bad input.
+	code, _, _ := b.do(t, "GET", "/v1/jobTypes", "")
+	require.Equal(t, http.StatusOK, code)
+}
+
+func TestBadRequestOverGRPCHasFieldViolations(t *testing.T) {
+	t.Parallel()
+	b := setup(t, redistest.NewDB(t))
+	_, err := b.client.CreateJob(context.Background(), &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{Type: "primes"}})
+	st := status.Convert(err)
+	require.Equal(t, codes.InvalidArgument, st.Code())
+	var br *errdetails.BadRequest
+	for _, d := range st.Details() {
+		if v, ok := d.(*errdetails.BadRequest); ok {
+			br = v
+		}
+	}
+	require.NotNil(t, br)
+	require.Equal(t, "job.payload.limit", br.GetFieldViolations()[0].GetField())
+
+	_, err = b.client.CreateJob(context.Background(), &jobforgev1.CreateJobRequest{})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), "job: value is required")
+}
+
+func TestNotFound(t *testing.T) {
+	t.Parallel()
+	b := setup(t, redistest.NewDB(t))
+	code, body, _ := b.do(t, "GET", "/v1/jobs/0190c0de-0000-7000-8000-000000000000", "")
+	require.Equal(t, http.StatusNotFound, code)
+	require.Equal(t, `job "jobs/0190c0de-0000-7000-8000-000000000000" not found`, body["message"])
+
+	code, _, _ = b.do(t, "GET", "/v1/jobs/bad%20id", "")
+	require.Equal(t, http.StatusBadRequest, code)
+
+	_, err := b.client.GetJob(context.Background(), &jobforgev1.GetJobRequest{Name: "jobs/missing"})
+	require.Equal(t, codes.NotFound, status.Code(err))
+}
+
+func TestRedisDownIsUnavailableWithoutLeakingDetails(t *testing.T) {
+	t.Parallel()
+	srv := redistest.NewServer(t)
+	b := setup(t, srv.URL(0))
+	srv.Stop()
+
+	code, body, _ := b.do(t, "POST", "/v1/jobs", `{"type":"primes","payload":{"limit":10}}`)
+	require.Equal(t, http.StatusServiceUnavailable, code, "%v", body)
+	require.Equal(t, "job store temporarily unavailable; retry shortly", body["message"])
+	require.NotContains(t, strings.ToLower(body["message"].(string)), "dial")
+
+	resp, err := http.Get(b.baseURL + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	require.NoError(t, srv.Start())
+	redistest.Eventually(t, 10*time.Second, func() bool {
+		code, _, _ := b.do(t, "POST", "/v1/jobs", `{"type":"primes","payload":{"limit":10}}`)
+		return code == http.StatusOK
+	}, "API recovers when Redis returns")
+}
+
+func TestHealthAndOpenAPI(t *testing.T) {
+	t.Parallel()
+	b := setup(t, redistest.NewDB(t))
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(b.baseURL + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+	code, doc, _ := b.do(t, "GET", "/openapi.json", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, doc["paths"], "/v1/jobs")
+}
