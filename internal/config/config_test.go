@@ -1,0 +1,77 @@
+package config_test
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobforge/jobforge/internal/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(config.Worker, "worker", nil, env(map[string]string{"REDIS_URL": "redis://r:6379/0"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "redis://r:6379/0", c.RedisURL)
+	require.Equal(t, map[string]int{"critical": 6, "default": 3, "low": 1}, c.Queues)
+	require.Equal(t, map[string]int{"cpu": 1}, c.CPUQueues)
+	require.Equal(t, []string{"io", "cpu"}, c.Pools)
+	require.Equal(t, 24*time.Hour, c.Retention)
+	require.Equal(t, 25*time.Second, c.ShutdownTimeout)
+	require.Positive(t, c.CPUConcurrency)
+	require.Equal(t, ":8081", c.AdminAddr)
+	require.Equal(t, "json", c.LogFormat)
+	require.Equal(t, []string{"cpu", "critical", "default", "low"}, c.AllQueues())
+}
+
+func TestFlagsOverrideEnv(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(config.API, "api",
+		[]string{"-grpc-addr", ":1", "-queues", "a=2,b", "-retention", "1h", "-dev"},
+		env(map[string]string{"JOBFORGE_GRPC_ADDR": ":2", "JOBFORGE_RETENTION": "2h", "JOBFORGE_LOG_LEVEL": "debug"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, ":1", c.GRPCAddr)
+	require.Equal(t, map[string]int{"a": 2, "b": 1}, c.Queues)
+	require.Equal(t, time.Hour, c.Retention)
+	require.True(t, c.Dev)
+	require.Equal(t, "text", c.LogFormat, "dev mode logs text")
+	require.Equal(t, slog.LevelDebug, c.LogLevel)
+}
+
+func TestLoadRejects(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"REDIS_URL": "redis://r"}
+	tests := []struct {
+		name    string
+		prog    config.Program
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{"no redis url", config.Worker, nil, map[string]string{}, "REDIS_URL is required"},
+		{"bad duration", config.Worker, []string{"-retention", "soon"}, base, `-retention: not a duration: "soon"`},
+		{"retention too short", config.Worker, []string{"-retention", "1s"}, base, "-retention: 1s is outside"},
+		{"bad weight", config.Worker, []string{"-queues", "a=0"}, base, "weight must be an integer in 1..1000"},
+		{"bad queue name", config.Worker, []string{"-queues", "A B"}, base, "invalid queue name"},
+		{"queue in both pools", config.Worker, []string{"-cpu-queues", "default"}, base, "also in -queues"},
+		{"unknown pool", config.Worker, []string{"-pools", "gpu"}, base, `unknown pool "gpu"`},
+		{"bad log level", config.Worker, []string{"-log-level", "loud"}, base, "-log-level"},
+		{"bad dev env", config.API, nil, map[string]string{"JOBFORGE_DEV": "maybe"}, "JOBFORGE_DEV is not a boolean"},
+		{"stray argument", config.Worker, []string{"extra"}, base, "unexpected arguments"},
+		{"negative concurrency", config.Worker, []string{"-concurrency", "-1"}, base, "-concurrency: -1 is outside"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(tt.prog, "x", tt.args, env(tt.env), io.Discard)
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
