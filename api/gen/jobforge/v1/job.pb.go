@@ -101,6 +101,64 @@ func (Job_State) EnumDescriptor() ([]byte, []int) {
 	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{0, 0}
 }
 
+// What happened.
+type JobEvent_Kind int32
+
+const (
+	// Never sent.
+	JobEvent_KIND_UNSPECIFIED JobEvent_Kind = 0
+	// The job as it is when the watch starts; carries `job`.
+	JobEvent_SNAPSHOT JobEvent_Kind = 1
+	// The job changed state; carries `state`, `attempt`, and on terminal
+	// states `result` or `error`.
+	JobEvent_STATE_CHANGED JobEvent_Kind = 2
+	// The running handler reported progress; carries `progress`.
+	JobEvent_PROGRESS JobEvent_Kind = 3
+)
+
+// Enum value maps for JobEvent_Kind.
+var (
+	JobEvent_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "SNAPSHOT",
+		2: "STATE_CHANGED",
+		3: "PROGRESS",
+	}
+	JobEvent_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED": 0,
+		"SNAPSHOT":         1,
+		"STATE_CHANGED":    2,
+		"PROGRESS":         3,
+	}
+)
+
+func (x JobEvent_Kind) Enum() *JobEvent_Kind {
+	p := new(JobEvent_Kind)
+	*p = x
+	return p
+}
+
+func (x JobEvent_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_jobforge_v1_job_proto_enumTypes[1].Descriptor()
+}
+
+func (JobEvent_Kind) Type() protoreflect.EnumType {
+	return &file_jobforge_v1_job_proto_enumTypes[1]
+}
+
+func (x JobEvent_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobEvent_Kind.Descriptor instead.
+func (JobEvent_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{3, 0}
+}
+
 // A Job is one unit of background work: a registered job type plus a JSON
 // payload, queued in Redis and executed by a worker.
 //
@@ -149,7 +207,23 @@ type Job struct {
 	// When any field of the job last changed.
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// When the job's record will be deleted. Set once the job is terminal.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// Alternative to schedule_time: run this long after the server accepts
+	// the job. At most one of schedule_time and schedule_delay may be set.
+	ScheduleDelay *durationpb.Duration `protobuf:"bytes,19,opt,name=schedule_delay,json=scheduleDelay,proto3" json:"schedule_delay,omitempty"`
+	// How failed attempts are retried. Unset fields take the service defaults
+	// (1s initial backoff, doubling, at most 10m, 20% jitter).
+	RetryPolicy *RetryPolicy `protobuf:"bytes,20,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// Client-chosen key that makes creation idempotent: a second create with
+	// the same key and the same request returns the original job; with a
+	// different request it fails with ALREADY_EXISTS. Also accepted as the
+	// `Idempotency-Key` HTTP header. Keys are remembered for the service's
+	// idempotency window (24h by default), independently of job retention.
+	IdempotencyKey string `protobuf:"bytes,21,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Errors of the most recent failed attempts, oldest first (at most 10).
+	AttemptErrors []*JobError `protobuf:"bytes,22,rep,name=attempt_errors,json=attemptErrors,proto3" json:"attempt_errors,omitempty"`
+	// Who cancelled the job, when and why. Set once the job is CANCELLED.
+	Cancellation  *Cancellation `protobuf:"bytes,23,opt,name=cancellation,proto3" json:"cancellation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -310,6 +384,300 @@ func (x *Job) GetExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Job) GetScheduleDelay() *durationpb.Duration {
+	if x != nil {
+		return x.ScheduleDelay
+	}
+	return nil
+}
+
+func (x *Job) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+func (x *Job) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Job) GetAttemptErrors() []*JobError {
+	if x != nil {
+		return x.AttemptErrors
+	}
+	return nil
+}
+
+func (x *Job) GetCancellation() *Cancellation {
+	if x != nil {
+		return x.Cancellation
+	}
+	return nil
+}
+
+// RetryPolicy controls the delay between attempts: attempt n+1 starts
+// min(initial_backoff * multiplier^(n-1), max_backoff) after attempt n
+// failed, randomised by ±jitter.
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Delay after the first failure. Default 1s.
+	InitialBackoff *durationpb.Duration `protobuf:"bytes,1,opt,name=initial_backoff,json=initialBackoff,proto3" json:"initial_backoff,omitempty"`
+	// Upper bound of the delay. Default 10m.
+	MaxBackoff *durationpb.Duration `protobuf:"bytes,2,opt,name=max_backoff,json=maxBackoff,proto3" json:"max_backoff,omitempty"`
+	// Growth factor per attempt, 1 to 10. Default 2.
+	Multiplier float64 `protobuf:"fixed64,3,opt,name=multiplier,proto3" json:"multiplier,omitempty"`
+	// Relative randomisation, 0 to 1. Default 0.2.
+	Jitter        float64 `protobuf:"fixed64,4,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_jobforge_v1_job_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RetryPolicy) GetInitialBackoff() *durationpb.Duration {
+	if x != nil {
+		return x.InitialBackoff
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetMaxBackoff() *durationpb.Duration {
+	if x != nil {
+		return x.MaxBackoff
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetMultiplier() float64 {
+	if x != nil {
+		return x.Multiplier
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetJitter() float64 {
+	if x != nil {
+		return x.Jitter
+	}
+	return 0
+}
+
+// Cancellation records a cancel request.
+type Cancellation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Reason given by the caller.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Principal that cancelled the job.
+	RequestedBy string `protobuf:"bytes,2,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// When the job was cancelled.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cancellation) Reset() {
+	*x = Cancellation{}
+	mi := &file_jobforge_v1_job_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cancellation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cancellation) ProtoMessage() {}
+
+func (x *Cancellation) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cancellation.ProtoReflect.Descriptor instead.
+func (*Cancellation) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Cancellation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Cancellation) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Cancellation) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// JobEvent is one entry of a job's event stream, as delivered by WatchJob.
+type JobEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Opaque, increasing event id. Pass the last one seen as
+	// WatchJobRequest.after_event_id (or the SSE Last-Event-ID header) to
+	// resume without gaps or duplicates.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Kind of event.
+	Kind JobEvent_Kind `protobuf:"varint,2,opt,name=kind,proto3,enum=jobforge.v1.JobEvent_Kind" json:"kind,omitempty"`
+	// When it happened.
+	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// State after the event.
+	State Job_State `protobuf:"varint,4,opt,name=state,proto3,enum=jobforge.v1.Job_State" json:"state,omitempty"`
+	// Attempt number the event belongs to.
+	Attempt int32 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Progress report (PROGRESS).
+	Progress *Progress `protobuf:"bytes,6,opt,name=progress,proto3" json:"progress,omitempty"`
+	// Result (STATE_CHANGED to SUCCEEDED).
+	Result *structpb.Value `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
+	// Error (STATE_CHANGED to RETRYING or FAILED).
+	Error *JobError `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	// Full job (SNAPSHOT).
+	Job           *Job `protobuf:"bytes,9,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobEvent) Reset() {
+	*x = JobEvent{}
+	mi := &file_jobforge_v1_job_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobEvent) ProtoMessage() {}
+
+func (x *JobEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
+func (*JobEvent) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *JobEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JobEvent) GetKind() JobEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return JobEvent_KIND_UNSPECIFIED
+}
+
+func (x *JobEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *JobEvent) GetState() Job_State {
+	if x != nil {
+		return x.State
+	}
+	return Job_STATE_UNSPECIFIED
+}
+
+func (x *JobEvent) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobEvent) GetProgress() *Progress {
+	if x != nil {
+		return x.Progress
+	}
+	return nil
+}
+
+func (x *JobEvent) GetResult() *structpb.Value {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *JobEvent) GetError() *JobError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *JobEvent) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 // Progress is what a running handler last reported about itself.
 type Progress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -325,7 +693,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_jobforge_v1_job_proto_msgTypes[1]
+	mi := &file_jobforge_v1_job_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +705,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_jobforge_v1_job_proto_msgTypes[1]
+	mi := &file_jobforge_v1_job_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +718,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{1}
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Progress) GetPercent() int32 {
@@ -391,7 +759,7 @@ type JobError struct {
 
 func (x *JobError) Reset() {
 	*x = JobError{}
-	mi := &file_jobforge_v1_job_proto_msgTypes[2]
+	mi := &file_jobforge_v1_job_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +771,7 @@ func (x *JobError) String() string {
 func (*JobError) ProtoMessage() {}
 
 func (x *JobError) ProtoReflect() protoreflect.Message {
-	mi := &file_jobforge_v1_job_proto_msgTypes[2]
+	mi := &file_jobforge_v1_job_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +784,7 @@ func (x *JobError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobError.ProtoReflect.Descriptor instead.
 func (*JobError) Descriptor() ([]byte, []int) {
-	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{2}
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JobError) GetMessage() string {
@@ -471,7 +839,7 @@ type JobType struct {
 
 func (x *JobType) Reset() {
 	*x = JobType{}
-	mi := &file_jobforge_v1_job_proto_msgTypes[3]
+	mi := &file_jobforge_v1_job_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +851,7 @@ func (x *JobType) String() string {
 func (*JobType) ProtoMessage() {}
 
 func (x *JobType) ProtoReflect() protoreflect.Message {
-	mi := &file_jobforge_v1_job_proto_msgTypes[3]
+	mi := &file_jobforge_v1_job_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +864,7 @@ func (x *JobType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobType.ProtoReflect.Descriptor instead.
 func (*JobType) Descriptor() ([]byte, []int) {
-	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{3}
+	return file_jobforge_v1_job_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JobType) GetName() string {
@@ -552,8 +920,7 @@ var File_jobforge_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\n" +
-	"\n" +
+	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\r\n" +
 	"\x03Job\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\bR\x04name\x128\n" +
 	"\x04type\x18\x02 \x01(\tB$\xe0A\x02\xe0A\x05\xbaH\x1br\x19\x10\x01\x18@2\x13^[a-z][a-z0-9_.-]*$R\x04type\x126\n" +
@@ -577,7 +944,12 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"updateTime\x12@\n" +
 	"\vexpire_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"expireTime\x1a9\n" +
+	"expireTime\x12T\n" +
+	"\x0eschedule_delay\x18\x13 \x01(\v2\x19.google.protobuf.DurationB\x12\xe0A\x04\xbaH\f\xaa\x01\t\"\x05\b\x80\x8a\x8a\x0f2\x00R\rscheduleDelay\x12@\n" +
+	"\fretry_policy\x18\x14 \x01(\v2\x18.jobforge.v1.RetryPolicyB\x03\xe0A\x01R\vretryPolicy\x12N\n" +
+	"\x0fidempotency_key\x18\x15 \x01(\tB%\xe0A\x01\xe0A\x05\xbaH\x1cr\x1a\x18\x80\x012\x15^([A-Za-z0-9._:-]+)?$R\x0eidempotencyKey\x12A\n" +
+	"\x0eattempt_errors\x18\x16 \x03(\v2\x15.jobforge.v1.JobErrorB\x03\xe0A\x03R\rattemptErrors\x12B\n" +
+	"\fcancellation\x18\x17 \x01(\v2\x19.jobforge.v1.CancellationB\x03\xe0A\x03R\fcancellation\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
@@ -592,7 +964,34 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\x06FAILED\x10\x06\x12\r\n" +
 	"\tCANCELLED\x10\a:,\xeaA)\n" +
 	"\x10jobforge.dev/Job\x12\n" +
-	"jobs/{job}*\x04jobs2\x03job\"{\n" +
+	"jobs/{job}*\x04jobs2\x03job\"\x9f\x02\n" +
+	"\vRetryPolicy\x12V\n" +
+	"\x0finitial_backoff\x18\x01 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x04\b\x80\xa3\x052\x04\x10\xc0\x84=R\x0einitialBackoff\x12N\n" +
+	"\vmax_backoff\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x04\b\x80\xf5$2\x04\x10\xc0\x84=R\n" +
+	"maxBackoff\x127\n" +
+	"\n" +
+	"multiplier\x18\x03 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00$@)\x00\x00\x00\x00\x00\x00\x00\x00R\n" +
+	"multiplier\x12/\n" +
+	"\x06jitter\x18\x04 \x01(\x01B\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00R\x06jitter\"y\n" +
+	"\fCancellation\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12!\n" +
+	"\frequested_by\x18\x02 \x01(\tR\vrequestedBy\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc3\x03\n" +
+	"\bJobEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12.\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1a.jobforge.v1.JobEvent.KindR\x04kind\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12,\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x16.jobforge.v1.Job.StateR\x05state\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x05R\aattempt\x121\n" +
+	"\bprogress\x18\x06 \x01(\v2\x15.jobforge.v1.ProgressR\bprogress\x12.\n" +
+	"\x06result\x18\a \x01(\v2\x16.google.protobuf.ValueR\x06result\x12+\n" +
+	"\x05error\x18\b \x01(\v2\x15.jobforge.v1.JobErrorR\x05error\x12\"\n" +
+	"\x03job\x18\t \x01(\v2\x10.jobforge.v1.JobR\x03job\"K\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\f\n" +
+	"\bSNAPSHOT\x10\x01\x12\x11\n" +
+	"\rSTATE_CHANGED\x10\x02\x12\f\n" +
+	"\bPROGRESS\x10\x03\"{\n" +
 	"\bProgress\x12\x18\n" +
 	"\apercent\x18\x01 \x01(\x05R\apercent\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +
@@ -624,44 +1023,62 @@ func file_jobforge_v1_job_proto_rawDescGZIP() []byte {
 	return file_jobforge_v1_job_proto_rawDescData
 }
 
-var file_jobforge_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_jobforge_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_jobforge_v1_job_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_jobforge_v1_job_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_jobforge_v1_job_proto_goTypes = []any{
 	(Job_State)(0),                // 0: jobforge.v1.Job.State
-	(*Job)(nil),                   // 1: jobforge.v1.Job
-	(*Progress)(nil),              // 2: jobforge.v1.Progress
-	(*JobError)(nil),              // 3: jobforge.v1.JobError
-	(*JobType)(nil),               // 4: jobforge.v1.JobType
-	nil,                           // 5: jobforge.v1.Job.LabelsEntry
-	(*structpb.Struct)(nil),       // 6: google.protobuf.Struct
-	(*structpb.Value)(nil),        // 7: google.protobuf.Value
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(JobEvent_Kind)(0),            // 1: jobforge.v1.JobEvent.Kind
+	(*Job)(nil),                   // 2: jobforge.v1.Job
+	(*RetryPolicy)(nil),           // 3: jobforge.v1.RetryPolicy
+	(*Cancellation)(nil),          // 4: jobforge.v1.Cancellation
+	(*JobEvent)(nil),              // 5: jobforge.v1.JobEvent
+	(*Progress)(nil),              // 6: jobforge.v1.Progress
+	(*JobError)(nil),              // 7: jobforge.v1.JobError
+	(*JobType)(nil),               // 8: jobforge.v1.JobType
+	nil,                           // 9: jobforge.v1.Job.LabelsEntry
+	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
+	(*structpb.Value)(nil),        // 11: google.protobuf.Value
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_jobforge_v1_job_proto_depIdxs = []int32{
-	6,  // 0: jobforge.v1.Job.payload:type_name -> google.protobuf.Struct
+	10, // 0: jobforge.v1.Job.payload:type_name -> google.protobuf.Struct
 	0,  // 1: jobforge.v1.Job.state:type_name -> jobforge.v1.Job.State
-	2,  // 2: jobforge.v1.Job.progress:type_name -> jobforge.v1.Progress
-	7,  // 3: jobforge.v1.Job.result:type_name -> google.protobuf.Value
-	3,  // 4: jobforge.v1.Job.error:type_name -> jobforge.v1.JobError
-	8,  // 5: jobforge.v1.Job.timeout:type_name -> google.protobuf.Duration
-	9,  // 6: jobforge.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: jobforge.v1.Job.labels:type_name -> jobforge.v1.Job.LabelsEntry
-	9,  // 8: jobforge.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 9: jobforge.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	9,  // 10: jobforge.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	9,  // 11: jobforge.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 12: jobforge.v1.Job.expire_time:type_name -> google.protobuf.Timestamp
-	9,  // 13: jobforge.v1.Progress.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 14: jobforge.v1.JobError.time:type_name -> google.protobuf.Timestamp
-	8,  // 15: jobforge.v1.JobType.timeout:type_name -> google.protobuf.Duration
-	6,  // 16: jobforge.v1.JobType.example_payload:type_name -> google.protobuf.Struct
-	6,  // 17: jobforge.v1.JobType.payload_schema:type_name -> google.protobuf.Struct
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	6,  // 2: jobforge.v1.Job.progress:type_name -> jobforge.v1.Progress
+	11, // 3: jobforge.v1.Job.result:type_name -> google.protobuf.Value
+	7,  // 4: jobforge.v1.Job.error:type_name -> jobforge.v1.JobError
+	12, // 5: jobforge.v1.Job.timeout:type_name -> google.protobuf.Duration
+	13, // 6: jobforge.v1.Job.schedule_time:type_name -> google.protobuf.Timestamp
+	9,  // 7: jobforge.v1.Job.labels:type_name -> jobforge.v1.Job.LabelsEntry
+	13, // 8: jobforge.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	13, // 9: jobforge.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	13, // 10: jobforge.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	13, // 11: jobforge.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	13, // 12: jobforge.v1.Job.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 13: jobforge.v1.Job.schedule_delay:type_name -> google.protobuf.Duration
+	3,  // 14: jobforge.v1.Job.retry_policy:type_name -> jobforge.v1.RetryPolicy
+	7,  // 15: jobforge.v1.Job.attempt_errors:type_name -> jobforge.v1.JobError
+	4,  // 16: jobforge.v1.Job.cancellation:type_name -> jobforge.v1.Cancellation
+	12, // 17: jobforge.v1.RetryPolicy.initial_backoff:type_name -> google.protobuf.Duration
+	12, // 18: jobforge.v1.RetryPolicy.max_backoff:type_name -> google.protobuf.Duration
+	13, // 19: jobforge.v1.Cancellation.time:type_name -> google.protobuf.Timestamp
+	1,  // 20: jobforge.v1.JobEvent.kind:type_name -> jobforge.v1.JobEvent.Kind
+	13, // 21: jobforge.v1.JobEvent.time:type_name -> google.protobuf.Timestamp
+	0,  // 22: jobforge.v1.JobEvent.state:type_name -> jobforge.v1.Job.State
+	6,  // 23: jobforge.v1.JobEvent.progress:type_name -> jobforge.v1.Progress
+	11, // 24: jobforge.v1.JobEvent.result:type_name -> google.protobuf.Value
+	7,  // 25: jobforge.v1.JobEvent.error:type_name -> jobforge.v1.JobError
+	2,  // 26: jobforge.v1.JobEvent.job:type_name -> jobforge.v1.Job
+	13, // 27: jobforge.v1.Progress.update_time:type_name -> google.protobuf.Timestamp
+	13, // 28: jobforge.v1.JobError.time:type_name -> google.protobuf.Timestamp
+	12, // 29: jobforge.v1.JobType.timeout:type_name -> google.protobuf.Duration
+	10, // 30: jobforge.v1.JobType.example_payload:type_name -> google.protobuf.Struct
+	10, // 31: jobforge.v1.JobType.payload_schema:type_name -> google.protobuf.Struct
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_jobforge_v1_job_proto_init() }
@@ -674,8 +1091,8 @@ func file_jobforge_v1_job_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobforge_v1_job_proto_rawDesc), len(file_jobforge_v1_job_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -10,6 +10,7 @@ import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -116,6 +117,440 @@ func (x *GetJobRequest) GetName() string {
 	return ""
 }
 
+// Request for ListJobs.
+type ListJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum number of jobs to return: default 50, at most 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous ListJobs response; the filter must be unchanged.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Filter expression; see ListJobs.
+	Filter        string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsRequest) Reset() {
+	*x = ListJobsRequest{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsRequest) ProtoMessage() {}
+
+func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListJobsRequest) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListJobsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListJobsRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+// Response for ListJobs.
+type ListJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Matching jobs, newest first.
+	Jobs []*Job `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// Token for the next page; empty at the end.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJobsResponse) Reset() {
+	*x = ListJobsResponse{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJobsResponse) ProtoMessage() {}
+
+func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListJobsResponse) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListJobsResponse) GetJobs() []*Job {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+func (x *ListJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request for BatchCreateJobs.
+type BatchCreateJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The jobs to create, 1 to 1000.
+	Requests []*CreateJobRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	// When true, no job is created unless every item is valid; invalid items
+	// report their error and valid items report ABORTED. Storage failures
+	// during creation are compensated by removing the jobs already created.
+	AllOrNothing  bool `protobuf:"varint,2,opt,name=all_or_nothing,json=allOrNothing,proto3" json:"all_or_nothing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateJobsRequest) Reset() {
+	*x = BatchCreateJobsRequest{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateJobsRequest) ProtoMessage() {}
+
+func (x *BatchCreateJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateJobsRequest.ProtoReflect.Descriptor instead.
+func (*BatchCreateJobsRequest) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BatchCreateJobsRequest) GetRequests() []*CreateJobRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *BatchCreateJobsRequest) GetAllOrNothing() bool {
+	if x != nil {
+		return x.AllOrNothing
+	}
+	return false
+}
+
+// Response for BatchCreateJobs.
+type BatchCreateJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per request item, in request order.
+	Results       []*BatchCreateJobResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateJobsResponse) Reset() {
+	*x = BatchCreateJobsResponse{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateJobsResponse) ProtoMessage() {}
+
+func (x *BatchCreateJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateJobsResponse.ProtoReflect.Descriptor instead.
+func (*BatchCreateJobsResponse) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BatchCreateJobsResponse) GetResults() []*BatchCreateJobResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// Result of one BatchCreateJobs item: exactly one of job or error is set.
+type BatchCreateJobResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The created (or, for a repeated idempotency key, the original) job.
+	Job *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	// Why the item was not created.
+	Error         *status.Status `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCreateJobResult) Reset() {
+	*x = BatchCreateJobResult{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCreateJobResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCreateJobResult) ProtoMessage() {}
+
+func (x *BatchCreateJobResult) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCreateJobResult.ProtoReflect.Descriptor instead.
+func (*BatchCreateJobResult) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BatchCreateJobResult) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *BatchCreateJobResult) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// Request for CancelJob.
+type CancelJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the job, `jobs/{job}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why the job is cancelled; recorded on the job.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobRequest) Reset() {
+	*x = CancelJobRequest{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobRequest) ProtoMessage() {}
+
+func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
+func (*CancelJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CancelJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CancelJobRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Request for RetryJob.
+type RetryJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the job, `jobs/{job}`.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryJobRequest) Reset() {
+	*x = RetryJobRequest{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryJobRequest) ProtoMessage() {}
+
+func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
+func (*RetryJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RetryJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Request for WatchJob.
+type WatchJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the job, `jobs/{job}`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Resume after this event id: only later events are sent, without a
+	// snapshot.
+	AfterEventId  string `protobuf:"bytes,2,opt,name=after_event_id,json=afterEventId,proto3" json:"after_event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchJobRequest) Reset() {
+	*x = WatchJobRequest{}
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchJobRequest) ProtoMessage() {}
+
+func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
+func (*WatchJobRequest) Descriptor() ([]byte, []int) {
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WatchJobRequest) GetAfterEventId() string {
+	if x != nil {
+		return x.AfterEventId
+	}
+	return ""
+}
+
 // Request for ListJobTypes.
 type ListJobTypesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -125,7 +560,7 @@ type ListJobTypesRequest struct {
 
 func (x *ListJobTypesRequest) Reset() {
 	*x = ListJobTypesRequest{}
-	mi := &file_jobforge_v1_job_service_proto_msgTypes[2]
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -137,7 +572,7 @@ func (x *ListJobTypesRequest) String() string {
 func (*ListJobTypesRequest) ProtoMessage() {}
 
 func (x *ListJobTypesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobforge_v1_job_service_proto_msgTypes[2]
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -150,7 +585,7 @@ func (x *ListJobTypesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobTypesRequest.ProtoReflect.Descriptor instead.
 func (*ListJobTypesRequest) Descriptor() ([]byte, []int) {
-	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{2}
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 // Response for ListJobTypes.
@@ -164,7 +599,7 @@ type ListJobTypesResponse struct {
 
 func (x *ListJobTypesResponse) Reset() {
 	*x = ListJobTypesResponse{}
-	mi := &file_jobforge_v1_job_service_proto_msgTypes[3]
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +611,7 @@ func (x *ListJobTypesResponse) String() string {
 func (*ListJobTypesResponse) ProtoMessage() {}
 
 func (x *ListJobTypesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobforge_v1_job_service_proto_msgTypes[3]
+	mi := &file_jobforge_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +624,7 @@ func (x *ListJobTypesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobTypesResponse.ProtoReflect.Descriptor instead.
 func (*ListJobTypesResponse) Descriptor() ([]byte, []int) {
-	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{3}
+	return file_jobforge_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListJobTypesResponse) GetJobTypes() []*JobType {
@@ -203,19 +638,52 @@ var File_jobforge_v1_job_service_proto protoreflect.FileDescriptor
 
 const file_jobforge_v1_job_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1djobforge/v1/job_service.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x15jobforge/v1/job.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"A\n" +
+	"\x1djobforge/v1/job_service.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/api/client.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x15jobforge/v1/job.proto\x1a\x17google/rpc/status.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"A\n" +
 	"\x10CreateJobRequest\x12-\n" +
 	"\x03job\x18\x01 \x01(\v2\x10.jobforge.v1.JobB\t\xe0A\x02\xbaH\x03\xc8\x01\x01R\x03job\"]\n" +
 	"\rGetJobRequest\x12L\n" +
 	"\x04name\x18\x01 \x01(\tB8\xe0A\x02\xfaA\x12\n" +
-	"\x10jobforge.dev/Job\xbaH\x1dr\x1b\x10\x06\x18d2\x15^jobs/[A-Za-z0-9_-]+$R\x04name\"\x15\n" +
+	"\x10jobforge.dev/Job\xbaH\x1dr\x1b\x10\x06\x18d2\x15^jobs/[A-Za-z0-9_-]+$R\x04name\"\x8e\x01\n" +
+	"\x0fListJobsRequest\x12*\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\r\xe0A\x01\xbaH\a\x1a\x05\x18\xe8\a(\x00R\bpageSize\x12*\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\v\xe0A\x01\xbaH\x05r\x03\x18\x80\x10R\tpageToken\x12#\n" +
+	"\x06filter\x18\x03 \x01(\tB\v\xe0A\x01\xbaH\x05r\x03\x18\x80\x10R\x06filter\"`\n" +
+	"\x10ListJobsResponse\x12$\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x10.jobforge.v1.JobR\x04jobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x89\x01\n" +
+	"\x16BatchCreateJobsRequest\x12I\n" +
+	"\brequests\x18\x01 \x03(\v2\x1d.jobforge.v1.CreateJobRequestB\x0e\xe0A\x02\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\brequests\x12$\n" +
+	"\x0eall_or_nothing\x18\x02 \x01(\bR\fallOrNothing\"V\n" +
+	"\x17BatchCreateJobsResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.jobforge.v1.BatchCreateJobResultR\aresults\"d\n" +
+	"\x14BatchCreateJobResult\x12\"\n" +
+	"\x03job\x18\x01 \x01(\v2\x10.jobforge.v1.JobR\x03job\x12(\n" +
+	"\x05error\x18\x02 \x01(\v2\x12.google.rpc.StatusR\x05error\"\x85\x01\n" +
+	"\x10CancelJobRequest\x12L\n" +
+	"\x04name\x18\x01 \x01(\tB8\xe0A\x02\xfaA\x12\n" +
+	"\x10jobforge.dev/Job\xbaH\x1dr\x1b\x10\x06\x18d2\x15^jobs/[A-Za-z0-9_-]+$R\x04name\x12#\n" +
+	"\x06reason\x18\x02 \x01(\tB\v\xe0A\x01\xbaH\x05r\x03\x18\x80\x04R\x06reason\"_\n" +
+	"\x0fRetryJobRequest\x12L\n" +
+	"\x04name\x18\x01 \x01(\tB8\xe0A\x02\xfaA\x12\n" +
+	"\x10jobforge.dev/Job\xbaH\x1dr\x1b\x10\x06\x18d2\x15^jobs/[A-Za-z0-9_-]+$R\x04name\"\xa5\x01\n" +
+	"\x0fWatchJobRequest\x12L\n" +
+	"\x04name\x18\x01 \x01(\tB8\xe0A\x02\xfaA\x12\n" +
+	"\x10jobforge.dev/Job\xbaH\x1dr\x1b\x10\x06\x18d2\x15^jobs/[A-Za-z0-9_-]+$R\x04name\x12D\n" +
+	"\x0eafter_event_id\x18\x02 \x01(\tB\x1e\xe0A\x01\xbaH\x18r\x16\x18@2\x12^([0-9]+-[0-9]+)?$R\fafterEventId\"\x15\n" +
 	"\x13ListJobTypesRequest\"I\n" +
 	"\x14ListJobTypesResponse\x121\n" +
-	"\tjob_types\x18\x01 \x03(\v2\x14.jobforge.v1.JobTypeR\bjobTypes2\xac\x02\n" +
+	"\tjob_types\x18\x01 \x03(\v2\x14.jobforge.v1.JobTypeR\bjobTypes2\xc2\x06\n" +
 	"\n" +
 	"JobService\x12Y\n" +
 	"\tCreateJob\x12\x1d.jobforge.v1.CreateJobRequest\x1a\x10.jobforge.v1.Job\"\x1b\xdaA\x03job\x82\xd3\xe4\x93\x02\x0f:\x03job\"\b/v1/jobs\x12X\n" +
-	"\x06GetJob\x12\x1a.jobforge.v1.GetJobRequest\x1a\x10.jobforge.v1.Job\" \xdaA\x04name\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=jobs/*}\x12i\n" +
+	"\x06GetJob\x12\x1a.jobforge.v1.GetJobRequest\x1a\x10.jobforge.v1.Job\" \xdaA\x04name\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/{name=jobs/*}\x12Y\n" +
+	"\bListJobs\x12\x1c.jobforge.v1.ListJobsRequest\x1a\x1d.jobforge.v1.ListJobsResponse\"\x10\x82\xd3\xe4\x93\x02\n" +
+	"\x12\b/v1/jobs\x12}\n" +
+	"\x0fBatchCreateJobs\x12#.jobforge.v1.BatchCreateJobsRequest\x1a$.jobforge.v1.BatchCreateJobsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/v1/jobs:batchCreate\x12h\n" +
+	"\tCancelJob\x12\x1d.jobforge.v1.CancelJobRequest\x1a\x10.jobforge.v1.Job\"*\xdaA\x04name\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/{name=jobs/*}:cancel\x12e\n" +
+	"\bRetryJob\x12\x1c.jobforge.v1.RetryJobRequest\x1a\x10.jobforge.v1.Job\")\xdaA\x04name\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/{name=jobs/*}:retry\x12i\n" +
+	"\bWatchJob\x12\x1c.jobforge.v1.WatchJobRequest\x1a\x15.jobforge.v1.JobEvent\"&\xdaA\x04name\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=jobs/*}:watch0\x01\x12i\n" +
 	"\fListJobTypes\x12 .jobforge.v1.ListJobTypesRequest\x1a!.jobforge.v1.ListJobTypesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/jobTypesB\xf2\x01\x92A\xb1\x01\x12\x86\x01\n" +
 	"\bjobforge\x12vBackground jobs over gRPC and REST: submit, inspect, and follow jobs executed by horizontally scaled workers on Redis.2\x02v1*\x02\x01\x022\x10application/json:\x10application/jsonZ;github.com/jobforge/jobforge/api/gen/jobforge/v1;jobforgev1b\x06proto3"
 
@@ -231,29 +699,54 @@ func file_jobforge_v1_job_service_proto_rawDescGZIP() []byte {
 	return file_jobforge_v1_job_service_proto_rawDescData
 }
 
-var file_jobforge_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_jobforge_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_jobforge_v1_job_service_proto_goTypes = []any{
-	(*CreateJobRequest)(nil),     // 0: jobforge.v1.CreateJobRequest
-	(*GetJobRequest)(nil),        // 1: jobforge.v1.GetJobRequest
-	(*ListJobTypesRequest)(nil),  // 2: jobforge.v1.ListJobTypesRequest
-	(*ListJobTypesResponse)(nil), // 3: jobforge.v1.ListJobTypesResponse
-	(*Job)(nil),                  // 4: jobforge.v1.Job
-	(*JobType)(nil),              // 5: jobforge.v1.JobType
+	(*CreateJobRequest)(nil),        // 0: jobforge.v1.CreateJobRequest
+	(*GetJobRequest)(nil),           // 1: jobforge.v1.GetJobRequest
+	(*ListJobsRequest)(nil),         // 2: jobforge.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),        // 3: jobforge.v1.ListJobsResponse
+	(*BatchCreateJobsRequest)(nil),  // 4: jobforge.v1.BatchCreateJobsRequest
+	(*BatchCreateJobsResponse)(nil), // 5: jobforge.v1.BatchCreateJobsResponse
+	(*BatchCreateJobResult)(nil),    // 6: jobforge.v1.BatchCreateJobResult
+	(*CancelJobRequest)(nil),        // 7: jobforge.v1.CancelJobRequest
+	(*RetryJobRequest)(nil),         // 8: jobforge.v1.RetryJobRequest
+	(*WatchJobRequest)(nil),         // 9: jobforge.v1.WatchJobRequest
+	(*ListJobTypesRequest)(nil),     // 10: jobforge.v1.ListJobTypesRequest
+	(*ListJobTypesResponse)(nil),    // 11: jobforge.v1.ListJobTypesResponse
+	(*Job)(nil),                     // 12: jobforge.v1.Job
+	(*status.Status)(nil),           // 13: google.rpc.Status
+	(*JobType)(nil),                 // 14: jobforge.v1.JobType
+	(*JobEvent)(nil),                // 15: jobforge.v1.JobEvent
 }
 var file_jobforge_v1_job_service_proto_depIdxs = []int32{
-	4, // 0: jobforge.v1.CreateJobRequest.job:type_name -> jobforge.v1.Job
-	5, // 1: jobforge.v1.ListJobTypesResponse.job_types:type_name -> jobforge.v1.JobType
-	0, // 2: jobforge.v1.JobService.CreateJob:input_type -> jobforge.v1.CreateJobRequest
-	1, // 3: jobforge.v1.JobService.GetJob:input_type -> jobforge.v1.GetJobRequest
-	2, // 4: jobforge.v1.JobService.ListJobTypes:input_type -> jobforge.v1.ListJobTypesRequest
-	4, // 5: jobforge.v1.JobService.CreateJob:output_type -> jobforge.v1.Job
-	4, // 6: jobforge.v1.JobService.GetJob:output_type -> jobforge.v1.Job
-	3, // 7: jobforge.v1.JobService.ListJobTypes:output_type -> jobforge.v1.ListJobTypesResponse
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	12, // 0: jobforge.v1.CreateJobRequest.job:type_name -> jobforge.v1.Job
+	12, // 1: jobforge.v1.ListJobsResponse.jobs:type_name -> jobforge.v1.Job
+	0,  // 2: jobforge.v1.BatchCreateJobsRequest.requests:type_name -> jobforge.v1.CreateJobRequest
+	6,  // 3: jobforge.v1.BatchCreateJobsResponse.results:type_name -> jobforge.v1.BatchCreateJobResult
+	12, // 4: jobforge.v1.BatchCreateJobResult.job:type_name -> jobforge.v1.Job
+	13, // 5: jobforge.v1.BatchCreateJobResult.error:type_name -> google.rpc.Status
+	14, // 6: jobforge.v1.ListJobTypesResponse.job_types:type_name -> jobforge.v1.JobType
+	0,  // 7: jobforge.v1.JobService.CreateJob:input_type -> jobforge.v1.CreateJobRequest
+	1,  // 8: jobforge.v1.JobService.GetJob:input_type -> jobforge.v1.GetJobRequest
+	2,  // 9: jobforge.v1.JobService.ListJobs:input_type -> jobforge.v1.ListJobsRequest
+	4,  // 10: jobforge.v1.JobService.BatchCreateJobs:input_type -> jobforge.v1.BatchCreateJobsRequest
+	7,  // 11: jobforge.v1.JobService.CancelJob:input_type -> jobforge.v1.CancelJobRequest
+	8,  // 12: jobforge.v1.JobService.RetryJob:input_type -> jobforge.v1.RetryJobRequest
+	9,  // 13: jobforge.v1.JobService.WatchJob:input_type -> jobforge.v1.WatchJobRequest
+	10, // 14: jobforge.v1.JobService.ListJobTypes:input_type -> jobforge.v1.ListJobTypesRequest
+	12, // 15: jobforge.v1.JobService.CreateJob:output_type -> jobforge.v1.Job
+	12, // 16: jobforge.v1.JobService.GetJob:output_type -> jobforge.v1.Job
+	3,  // 17: jobforge.v1.JobService.ListJobs:output_type -> jobforge.v1.ListJobsResponse
+	5,  // 18: jobforge.v1.JobService.BatchCreateJobs:output_type -> jobforge.v1.BatchCreateJobsResponse
+	12, // 19: jobforge.v1.JobService.CancelJob:output_type -> jobforge.v1.Job
+	12, // 20: jobforge.v1.JobService.RetryJob:output_type -> jobforge.v1.Job
+	15, // 21: jobforge.v1.JobService.WatchJob:output_type -> jobforge.v1.JobEvent
+	11, // 22: jobforge.v1.JobService.ListJobTypes:output_type -> jobforge.v1.ListJobTypesResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_jobforge_v1_job_service_proto_init() }
@@ -268,7 +761,7 @@ func file_jobforge_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobforge_v1_job_service_proto_rawDesc), len(file_jobforge_v1_job_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_CreateJob_FullMethodName    = "/jobforge.v1.JobService/CreateJob"
-	JobService_GetJob_FullMethodName       = "/jobforge.v1.JobService/GetJob"
-	JobService_ListJobTypes_FullMethodName = "/jobforge.v1.JobService/ListJobTypes"
+	JobService_CreateJob_FullMethodName       = "/jobforge.v1.JobService/CreateJob"
+	JobService_GetJob_FullMethodName          = "/jobforge.v1.JobService/GetJob"
+	JobService_ListJobs_FullMethodName        = "/jobforge.v1.JobService/ListJobs"
+	JobService_BatchCreateJobs_FullMethodName = "/jobforge.v1.JobService/BatchCreateJobs"
+	JobService_CancelJob_FullMethodName       = "/jobforge.v1.JobService/CancelJob"
+	JobService_RetryJob_FullMethodName        = "/jobforge.v1.JobService/RetryJob"
+	JobService_WatchJob_FullMethodName        = "/jobforge.v1.JobService/WatchJob"
+	JobService_ListJobTypes_FullMethodName    = "/jobforge.v1.JobService/ListJobTypes"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -42,6 +47,35 @@ type JobServiceClient interface {
 	// GetJob returns the current state of a job: progress, result, last error,
 	// attempts and timestamps. NOT_FOUND once the job's retention has passed.
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// ListJobs lists jobs, newest first, optionally filtered.
+	//
+	// `filter` is a conjunction (AND) of comparisons in AIP-160 syntax:
+	// `state`, `type`, `queue` and `labels.<key>` with `=` (or `!=`), and
+	// `create_time` with `<`, `<=`, `>`, `>=` against an RFC 3339 timestamp,
+	// e.g. `state = FAILED AND labels.team = "data" AND create_time > "2026-01-01T00:00:00Z"`.
+	// A page may hold fewer than page_size jobs even when more follow; only an
+	// empty next_page_token means the end.
+	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
+	// BatchCreateJobs creates up to 1000 jobs in one call, much faster per job
+	// than single creates. Each item is validated on its own and gets its own
+	// result (job or error). With all_or_nothing, nothing is created unless
+	// every item is valid.
+	BatchCreateJobs(ctx context.Context, in *BatchCreateJobsRequest, opts ...grpc.CallOption) (*BatchCreateJobsResponse, error)
+	// CancelJob cancels a job that has not finished. A PENDING, SCHEDULED or
+	// RETRYING job is CANCELLED at once; a RUNNING job's handler context is
+	// cancelled on whichever worker runs it, and the job ends CANCELLED
+	// without further attempts. Cancelling a finished job fails with
+	// FAILED_PRECONDITION naming its state.
+	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// RetryJob runs a FAILED or CANCELLED job again: same id, a fresh budget
+	// of max_attempts, earlier attempt errors kept. Other states fail with
+	// FAILED_PRECONDITION.
+	RetryJob(ctx context.Context, in *RetryJobRequest, opts ...grpc.CallOption) (*Job, error)
+	// WatchJob streams a job's events: a SNAPSHOT of its current state first
+	// (unless resuming), then every state change and progress report, ending
+	// after the terminal event. Over REST the stream is newline-delimited JSON,
+	// or Server-Sent Events when the request accepts `text/event-stream`.
+	WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JobEvent], error)
 	// ListJobTypes lists every job type the service accepts, with its defaults
 	// and an example payload.
 	ListJobTypes(ctx context.Context, in *ListJobTypesRequest, opts ...grpc.CallOption) (*ListJobTypesResponse, error)
@@ -75,6 +109,65 @@ func (c *jobServiceClient) GetJob(ctx context.Context, in *GetJobRequest, opts .
 	return out, nil
 }
 
+func (c *jobServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListJobsResponse)
+	err := c.cc.Invoke(ctx, JobService_ListJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) BatchCreateJobs(ctx context.Context, in *BatchCreateJobsRequest, opts ...grpc.CallOption) (*BatchCreateJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchCreateJobsResponse)
+	err := c.cc.Invoke(ctx, JobService_BatchCreateJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, JobService_CancelJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) RetryJob(ctx context.Context, in *RetryJobRequest, opts ...grpc.CallOption) (*Job, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Job)
+	err := c.cc.Invoke(ctx, JobService_RetryJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) WatchJob(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JobEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &JobService_ServiceDesc.Streams[0], JobService_WatchJob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchJobRequest, JobEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_WatchJobClient = grpc.ServerStreamingClient[JobEvent]
+
 func (c *jobServiceClient) ListJobTypes(ctx context.Context, in *ListJobTypesRequest, opts ...grpc.CallOption) (*ListJobTypesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListJobTypesResponse)
@@ -103,6 +196,35 @@ type JobServiceServer interface {
 	// GetJob returns the current state of a job: progress, result, last error,
 	// attempts and timestamps. NOT_FOUND once the job's retention has passed.
 	GetJob(context.Context, *GetJobRequest) (*Job, error)
+	// ListJobs lists jobs, newest first, optionally filtered.
+	//
+	// `filter` is a conjunction (AND) of comparisons in AIP-160 syntax:
+	// `state`, `type`, `queue` and `labels.<key>` with `=` (or `!=`), and
+	// `create_time` with `<`, `<=`, `>`, `>=` against an RFC 3339 timestamp,
+	// e.g. `state = FAILED AND labels.team = "data" AND create_time > "2026-01-01T00:00:00Z"`.
+	// A page may hold fewer than page_size jobs even when more follow; only an
+	// empty next_page_token means the end.
+	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
+	// BatchCreateJobs creates up to 1000 jobs in one call, much faster per job
+	// than single creates. Each item is validated on its own and gets its own
+	// result (job or error). With all_or_nothing, nothing is created unless
+	// every item is valid.
+	BatchCreateJobs(context.Context, *BatchCreateJobsRequest) (*BatchCreateJobsResponse, error)
+	// CancelJob cancels a job that has not finished. A PENDING, SCHEDULED or
+	// RETRYING job is CANCELLED at once; a RUNNING job's handler context is
+	// cancelled on whichever worker runs it, and the job ends CANCELLED
+	// without further attempts. Cancelling a finished job fails with
+	// FAILED_PRECONDITION naming its state.
+	CancelJob(context.Context, *CancelJobRequest) (*Job, error)
+	// RetryJob runs a FAILED or CANCELLED job again: same id, a fresh budget
+	// of max_attempts, earlier attempt errors kept. Other states fail with
+	// FAILED_PRECONDITION.
+	RetryJob(context.Context, *RetryJobRequest) (*Job, error)
+	// WatchJob streams a job's events: a SNAPSHOT of its current state first
+	// (unless resuming), then every state change and progress report, ending
+	// after the terminal event. Over REST the stream is newline-delimited JSON,
+	// or Server-Sent Events when the request accepts `text/event-stream`.
+	WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[JobEvent]) error
 	// ListJobTypes lists every job type the service accepts, with its defaults
 	// and an example payload.
 	ListJobTypes(context.Context, *ListJobTypesRequest) (*ListJobTypesResponse, error)
@@ -121,6 +243,21 @@ func (UnimplementedJobServiceServer) CreateJob(context.Context, *CreateJobReques
 }
 func (UnimplementedJobServiceServer) GetJob(context.Context, *GetJobRequest) (*Job, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetJob not implemented")
+}
+func (UnimplementedJobServiceServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListJobs not implemented")
+}
+func (UnimplementedJobServiceServer) BatchCreateJobs(context.Context, *BatchCreateJobsRequest) (*BatchCreateJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BatchCreateJobs not implemented")
+}
+func (UnimplementedJobServiceServer) CancelJob(context.Context, *CancelJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelJob not implemented")
+}
+func (UnimplementedJobServiceServer) RetryJob(context.Context, *RetryJobRequest) (*Job, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryJob not implemented")
+}
+func (UnimplementedJobServiceServer) WatchJob(*WatchJobRequest, grpc.ServerStreamingServer[JobEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchJob not implemented")
 }
 func (UnimplementedJobServiceServer) ListJobTypes(context.Context, *ListJobTypesRequest) (*ListJobTypesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobTypes not implemented")
@@ -182,6 +319,89 @@ func _JobService_GetJob_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_ListJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).ListJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_ListJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).ListJobs(ctx, req.(*ListJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_BatchCreateJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchCreateJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).BatchCreateJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_BatchCreateJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).BatchCreateJobs(ctx, req.(*BatchCreateJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_CancelJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).CancelJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_CancelJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).CancelJob(ctx, req.(*CancelJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_RetryJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).RetryJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_RetryJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).RetryJob(ctx, req.(*RetryJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_WatchJob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchJobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(JobServiceServer).WatchJob(m, &grpc.GenericServerStream[WatchJobRequest, JobEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type JobService_WatchJobServer = grpc.ServerStreamingServer[JobEvent]
+
 func _JobService_ListJobTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListJobTypesRequest)
 	if err := dec(in); err != nil {
@@ -216,10 +436,32 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _JobService_GetJob_Handler,
 		},
 		{
+			MethodName: "ListJobs",
+			Handler:    _JobService_ListJobs_Handler,
+		},
+		{
+			MethodName: "BatchCreateJobs",
+			Handler:    _JobService_BatchCreateJobs_Handler,
+		},
+		{
+			MethodName: "CancelJob",
+			Handler:    _JobService_CancelJob_Handler,
+		},
+		{
+			MethodName: "RetryJob",
+			Handler:    _JobService_RetryJob_Handler,
+		},
+		{
 			MethodName: "ListJobTypes",
 			Handler:    _JobService_ListJobTypes_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchJob",
+			Handler:       _JobService_WatchJob_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "jobforge/v1/job_service.proto",
 }
