@@ -45,7 +45,7 @@ func setup(t *testing.T, redisURL string) *bundle {
 	reg, err := jobs.NewRegistry(jobs.Builtin()...)
 	require.NoError(t, err)
 	store := queue.NewStore(rdb, log)
-	svc := api.NewService(store, reg, []string{"critical", "default", "cpu"}, log)
+	svc := api.NewService(store, reg, []string{"critical", "default", "cpu"}, []byte("test-key"), log)
 	srv, err := api.NewServer(api.Options{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
 		Ready: store.Ping, Logger: log,

@@ -45,26 +45,84 @@ func toProto(r *queue.Record) (*jobforgev1.Job, error) {
 			UpdateTime: timeProto(r.Progress.UpdateTime),
 		}
 	}
-	if len(r.Result) > 0 {
-		var v any
-		if err := json.Unmarshal(r.Result, &v); err != nil {
-			return nil, fmt.Errorf("job %s: decode result: %w", r.ID, err)
-		}
-		res, err := structpb.NewValue(v)
-		if err != nil {
-			return nil, fmt.Errorf("job %s: convert result: %w", r.ID, err)
-		}
-		j.Result = res
+	res, err := resultProto(r.Result)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: decode result: %w", r.ID, err)
 	}
-	if e := r.Error; e != nil {
-		j.Error = &jobforgev1.JobError{
-			Message:   e.Message,
-			Attempt:   int32(e.Attempt),
-			Permanent: e.Permanent,
-			Time:      timeProto(e.Time),
+	j.Result = res
+	j.Error = errorProto(r.Error)
+	for i := range r.AttemptErrors {
+		j.AttemptErrors = append(j.AttemptErrors, errorProto(&r.AttemptErrors[i]))
+	}
+	j.IdempotencyKey = r.IdempotencyKey
+	if p := r.RetryPolicy; !p.IsZero() {
+		j.RetryPolicy = &jobforgev1.RetryPolicy{
+			InitialBackoff: durationProto(p.Initial),
+			MaxBackoff:     durationProto(p.Max),
+			Multiplier:     p.Multiplier,
+			Jitter:         p.Jitter,
 		}
+	}
+	if c := r.Cancellation; c != nil {
+		j.Cancellation = &jobforgev1.Cancellation{Reason: c.Reason, RequestedBy: c.RequestedBy, Time: timeProto(c.Time)}
 	}
 	return j, nil
+}
+
+func errorProto(e *queue.AttemptError) *jobforgev1.JobError {
+	if e == nil {
+		return nil
+	}
+	return &jobforgev1.JobError{
+		Message:   e.Message,
+		Attempt:   int32(e.Attempt),
+		Permanent: e.Permanent,
+		Time:      timeProto(e.Time),
+	}
+}
+
+func resultProto(raw json.RawMessage) (*structpb.Value, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	return structpb.NewValue(v)
+}
+
+// eventProto converts a stored event to the API's JobEvent.
+func eventProto(ev queue.Event) (*jobforgev1.JobEvent, error) {
+	out := &jobforgev1.JobEvent{
+		Id:      ev.ID,
+		Time:    timeProto(ev.Time),
+		State:   jobforgev1.Job_State(jobforgev1.Job_State_value[string(ev.State)]),
+		Attempt: int32(ev.Attempt),
+		Error:   errorProto(ev.Error),
+	}
+	switch ev.Kind {
+	case queue.EventSnapshot:
+		out.Kind = jobforgev1.JobEvent_SNAPSHOT
+		j, err := toProto(ev.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		out.Job = j
+	case queue.EventProgress:
+		out.Kind = jobforgev1.JobEvent_PROGRESS
+		out.Progress = &jobforgev1.Progress{
+			Percent: int32(ev.Progress.Percent), Message: ev.Progress.Message, UpdateTime: timeProto(ev.Progress.UpdateTime),
+		}
+	default:
+		out.Kind = jobforgev1.JobEvent_STATE_CHANGED
+	}
+	res, err := resultProto(ev.Result)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: decode result: %w", ev.ID, err)
+	}
+	out.Result = res
+	return out, nil
 }
 
 func timeProto(t time.Time) *timestamppb.Timestamp {

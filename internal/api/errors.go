@@ -23,6 +23,8 @@ const errorDomain = "jobforge.dev"
 const (
 	reasonInvalidArgument = "INVALID_ARGUMENT"
 	reasonNotFound        = "JOB_NOT_FOUND"
+	reasonBadState        = "JOB_STATE_CONFLICT"
+	reasonIdempotency     = "IDEMPOTENCY_KEY_REUSED"
 	reasonUnavailable     = "BACKEND_UNAVAILABLE"
 	reasonInternal        = "INTERNAL"
 )
@@ -71,7 +73,18 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return err
 	}
 	var nf *notFoundError
+	var se *queue.StateError
+	var ic *queue.IdempotencyConflictError
 	switch {
+	case errors.As(err, &se):
+		return withDetails(codes.FailedPrecondition, fmt.Sprintf("cannot %s job: it is %s", se.Op, se.State),
+			&errdetails.ErrorInfo{Reason: reasonBadState, Domain: errorDomain, Metadata: map[string]string{"state": string(se.State)}},
+			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: "STATE", Subject: "job", Description: fmt.Sprintf("job is %s", se.State),
+			}}})
+	case errors.As(err, &ic):
+		return withDetails(codes.AlreadyExists, ic.Error(),
+			&errdetails.ErrorInfo{Reason: reasonIdempotency, Domain: errorDomain, Metadata: map[string]string{"job": "jobs/" + ic.JobID}})
 	case errors.As(err, &nf):
 		return withDetails(codes.NotFound, fmt.Sprintf("job %q not found", nf.name),
 			&errdetails.ErrorInfo{Reason: reasonNotFound, Domain: errorDomain},

@@ -88,7 +88,7 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", withEventStream(gw, jobforgev1.NewJobServiceClient(inproc), opts.Logger))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -116,11 +116,18 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	return s, nil
 }
 
-// incomingHeader forwards the request id; other headers stay HTTP-only
-// (the gateway's default would also trust client-sent Grpc-Metadata-*).
+// idempotencyKeyHeader carries CreateJob's idempotency key over REST.
+const idempotencyKeyHeader = "idempotency-key"
+
+// incomingHeader forwards the request id and idempotency key; other headers
+// stay HTTP-only (the gateway's default would also trust client-sent
+// Grpc-Metadata-* headers).
 func incomingHeader(key string) (string, bool) {
-	if strings.EqualFold(key, requestIDHeader) {
+	switch {
+	case strings.EqualFold(key, requestIDHeader):
 		return requestIDHeader, true
+	case strings.EqualFold(key, idempotencyKeyHeader):
+		return idempotencyKeyHeader, true
 	}
 	return "", false
 }

@@ -1,16 +1,25 @@
-// Package api implements jobforge.v1.JobService and serves it over gRPC and,
-// through the in-process REST gateway, over HTTP/JSON.
+// Package api implements jobforge's gRPC services and serves them over gRPC
+// and, through the in-process REST gateway, over HTTP/JSON.
 package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/code"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
@@ -20,8 +29,13 @@ import (
 
 // Store is what the service needs from the queue layer.
 type Store interface {
-	Create(ctx context.Context, nj queue.NewJob) (*queue.Record, error)
-	Get(ctx context.Context, id string) (*queue.Record, error)
+	Create(ctx context.Context, nj queue.NewJob) (*queue.Record, bool, error)
+	CreateMany(ctx context.Context, jobs []queue.NewJob, atomic bool) []queue.CreateResult
+	Get(ctx context.Context, tenant, id string) (*queue.Record, error)
+	Cancel(ctx context.Context, tenant, id, reason, by string) (*queue.Record, error)
+	Retry(ctx context.Context, tenant, id string) (*queue.Record, error)
+	List(ctx context.Context, q queue.ListQuery) ([]*queue.Record, *queue.Cursor, error)
+	Watch(ctx context.Context, tenant, id, after string, fn func(queue.Event) error) error
 }
 
 // Scheduling bounds. A schedule time up to maxSchedulePast in the past is
@@ -32,6 +46,21 @@ const (
 	maxScheduleFuture = 366 * 24 * time.Hour
 )
 
+// List page sizes.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+)
+
+// defaultTenant owns every job until authentication assigns tenants.
+const defaultTenant = "default"
+
+// tenantOf is the tenant of the caller.
+func tenantOf(context.Context) string { return defaultTenant }
+
+// principalOf names the caller in audit fields such as Cancellation.
+func principalOf(context.Context) string { return "anonymous" }
+
 // Service implements jobforgev1.JobServiceServer.
 type Service struct {
 	jobforgev1.UnimplementedJobServiceServer
@@ -39,63 +68,88 @@ type Service struct {
 	store  Store
 	reg    *jobs.Registry
 	queues []string // sorted
+	tokens pageTokens
 	log    *slog.Logger
 	now    func() time.Time
 }
 
 // NewService returns the JobService implementation. queues are the queue
-// names workers read; a job may only be put on one of them.
-func NewService(store Store, reg *jobs.Registry, queues []string, log *slog.Logger) *Service {
+// names workers read; a job may only be put on one of them. pageTokenKey
+// signs ListJobs page tokens and must be the same on every API replica.
+func NewService(store Store, reg *jobs.Registry, queues []string, pageTokenKey []byte, log *slog.Logger) *Service {
 	q := slices.Clone(queues)
 	slices.Sort(q)
-	return &Service{store: store, reg: reg, queues: q, log: log, now: time.Now}
+	return &Service{store: store, reg: reg, queues: q, tokens: pageTokens{key: pageTokenKey}, log: log, now: time.Now}
 }
 
 // CreateJob implements JobService.CreateJob.
 func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobRequest) (*jobforgev1.Job, error) {
-	nj, err := s.newJob(req.GetJob())
+	j := req.GetJob()
+	if key := idempotencyHeader(ctx); key != "" {
+		if j.GetIdempotencyKey() != "" && j.GetIdempotencyKey() != key {
+			return nil, invalidArgument(violation("job.idempotency_key", "differs from the Idempotency-Key header"))
+		}
+		if !validIdempotencyKey(key) {
+			return nil, invalidArgument(violation("job.idempotency_key",
+				"Idempotency-Key header must be 1-128 characters of letters, digits, '.', '_', ':' and '-'"))
+		}
+		j = proto.CloneOf(j)
+		j.IdempotencyKey = key
+	}
+	nj, err := s.newJob(ctx, j, "job")
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.store.Create(ctx, nj)
+	rec, _, err := s.store.Create(ctx, nj)
 	if err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
+	s.log.InfoContext(ctx, "audit: job created", "principal", principalOf(ctx), "tenant", nj.Tenant,
+		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
 	return toProto(rec)
 }
 
+// ValidateJob validates a job (or job template) like CreateJob does and
+// returns it with the type's defaults applied.
+func (s *Service) ValidateJob(ctx context.Context, j *jobforgev1.Job, field string) (queue.NewJob, error) {
+	return s.newJob(ctx, j, field)
+}
+
 // newJob validates what protovalidate cannot know (registered types, queues,
-// payload schemas) and applies the type's defaults.
-func (s *Service) newJob(j *jobforgev1.Job) (queue.NewJob, error) {
+// payload schemas, cross-field rules) and applies the type's defaults.
+// field is the request path of j, used in field violations.
+func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (queue.NewJob, error) {
 	typ, ok := s.reg.Lookup(j.GetType())
 	if !ok {
-		return queue.NewJob{}, invalidArgument(violation("job.type",
+		return queue.NewJob{}, invalidArgument(violation(field+".type",
 			"unknown job type %q; registered types: %s (see GET /v1/jobTypes)", j.GetType(), strings.Join(s.typeNames(), ", ")))
 	}
 	payload := json.RawMessage("{}")
 	if j.GetPayload() != nil {
 		b, err := json.Marshal(j.GetPayload().AsMap())
 		if err != nil {
-			return queue.NewJob{}, invalidArgument(violation("job.payload", "cannot encode payload: %v", err))
+			return queue.NewJob{}, invalidArgument(violation(field+".payload", "cannot encode payload: %v", err))
 		}
 		payload = b
 	}
 	if err := typ.Validate(payload); err != nil {
-		return queue.NewJob{}, payloadError(err)
+		return queue.NewJob{}, payloadError(field, err)
 	}
 	nj := queue.NewJob{
-		Type:        typ.Name(),
-		Queue:       j.GetQueue(),
-		Payload:     payload,
-		Labels:      j.GetLabels(),
-		MaxAttempts: int(j.GetMaxAttempts()),
-		Timeout:     typ.Timeout(),
+		Tenant:         tenantOf(ctx),
+		Type:           typ.Name(),
+		Queue:          j.GetQueue(),
+		Payload:        payload,
+		Labels:         j.GetLabels(),
+		MaxAttempts:    int(j.GetMaxAttempts()),
+		Timeout:        typ.Timeout(),
+		IdempotencyKey: j.GetIdempotencyKey(),
 	}
 	if nj.Queue == "" {
 		nj.Queue = typ.Queue()
 	}
 	if _, ok := slices.BinarySearch(s.queues, nj.Queue); !ok {
-		return queue.NewJob{}, invalidArgument(violation("job.queue",
+		return queue.NewJob{}, invalidArgument(violation(field+".queue",
 			"unknown queue %q; configured queues: %s", nj.Queue, strings.Join(s.queues, ", ")))
 	}
 	if nj.MaxAttempts == 0 {
@@ -103,18 +157,79 @@ func (s *Service) newJob(j *jobforgev1.Job) (queue.NewJob, error) {
 	}
 	if j.GetTimeout() != nil {
 		nj.Timeout = j.GetTimeout().AsDuration()
+		if nj.Timeout < 10*time.Millisecond {
+			return queue.NewJob{}, invalidArgument(violation(field+".timeout",
+				"must be at least 10ms (sub-second timeouts are enforced with millisecond precision), got %s", nj.Timeout))
+		}
 	}
-	if ts := j.GetScheduleTime(); ts != nil {
-		t, now := ts.AsTime(), s.now()
+	now := s.now()
+	switch {
+	case j.GetScheduleTime() != nil && j.GetScheduleDelay() != nil:
+		return queue.NewJob{}, invalidArgument(violation(field+".schedule_delay", "set schedule_time or schedule_delay, not both"))
+	case j.GetScheduleTime() != nil:
+		t := j.GetScheduleTime().AsTime()
 		if t.Before(now.Add(-maxSchedulePast)) || t.After(now.Add(maxScheduleFuture)) {
-			return queue.NewJob{}, invalidArgument(violation("job.schedule_time",
+			return queue.NewJob{}, invalidArgument(violation(field+".schedule_time",
 				"must be between %s and %s (at most 24h in the past, which means now, and at most 366 days ahead), got %s",
 				now.Add(-maxSchedulePast).UTC().Format(time.RFC3339), now.Add(maxScheduleFuture).UTC().Format(time.RFC3339),
 				t.UTC().Format(time.RFC3339)))
 		}
 		nj.ScheduleTime = t
+	case j.GetScheduleDelay() != nil:
+		nj.ScheduleTime = now.Add(j.GetScheduleDelay().AsDuration())
+	}
+	if rp := j.GetRetryPolicy(); rp != nil {
+		p := queue.RetryPolicy{
+			Initial:    rp.GetInitialBackoff().AsDuration(),
+			Max:        rp.GetMaxBackoff().AsDuration(),
+			Multiplier: rp.GetMultiplier(),
+			Jitter:     rp.GetJitter(),
+		}
+		if p.Multiplier != 0 && p.Multiplier < 1 {
+			return queue.NewJob{}, invalidArgument(violation(field+".retry_policy.multiplier", "must be between 1 and 10 (or 0 for the default 2), got %g", p.Multiplier))
+		}
+		if p.Initial > 0 && p.Max > 0 && p.Max < p.Initial {
+			return queue.NewJob{}, invalidArgument(violation(field+".retry_policy.max_backoff", "must not be below initial_backoff"))
+		}
+		nj.RetryPolicy = p
+	}
+	if nj.IdempotencyKey != "" {
+		nj.RequestHash = requestHash(j)
 	}
 	return nj, nil
+}
+
+// requestHash identifies a create request for idempotency: two requests
+// with the same key are "the same request" when their inputs are equal.
+func requestHash(j *jobforgev1.Job) string {
+	in := &jobforgev1.Job{
+		Type: j.GetType(), Payload: j.GetPayload(), Queue: j.GetQueue(), MaxAttempts: j.GetMaxAttempts(),
+		Timeout: j.GetTimeout(), ScheduleTime: j.GetScheduleTime(), ScheduleDelay: j.GetScheduleDelay(),
+		Labels: j.GetLabels(), RetryPolicy: j.GetRetryPolicy(),
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(in)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func idempotencyHeader(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(idempotencyKeyHeader); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func validIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > 128 {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) typeNames() []string {
@@ -127,31 +242,156 @@ func (s *Service) typeNames() []string {
 }
 
 // payloadError turns a job type's validation error into field violations
-// under job.payload.
-func payloadError(err error) error {
-	ve, ok := err.(*jobs.ValidationError)
-	if !ok {
-		return invalidArgument(violation("job.payload", "%v", err))
+// under <field>.payload.
+func payloadError(field string, err error) error {
+	var ve *jobs.ValidationError
+	if !errors.As(err, &ve) {
+		return invalidArgument(violation(field+".payload", "%v", err))
 	}
 	vs := make([]*fieldViolation, 0, len(ve.Violations))
 	for _, v := range ve.Violations {
-		field := "job.payload"
+		f := field + ".payload"
 		if v.Field != "" {
-			field += "." + v.Field
+			f += "." + v.Field
 		}
-		vs = append(vs, violation(field, "%s", v.Description))
+		vs = append(vs, violation(f, "%s", v.Description))
 	}
 	return invalidArgument(vs...)
 }
 
+// BatchCreateJobs implements JobService.BatchCreateJobs.
+func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCreateJobsRequest) (*jobforgev1.BatchCreateJobsResponse, error) {
+	n := len(req.GetRequests())
+	results := make([]*jobforgev1.BatchCreateJobResult, n)
+	valid := make([]queue.NewJob, 0, n)
+	index := make([]int, 0, n)
+	invalid := false
+	for i, r := range req.GetRequests() {
+		nj, err := s.newJob(ctx, r.GetJob(), fmt.Sprintf("requests[%d].job", i))
+		if err != nil {
+			results[i] = &jobforgev1.BatchCreateJobResult{Error: status.Convert(err).Proto()}
+			invalid = true
+			continue
+		}
+		valid = append(valid, nj)
+		index = append(index, i)
+	}
+	if invalid && req.GetAllOrNothing() {
+		for _, i := range index {
+			results[i] = &jobforgev1.BatchCreateJobResult{Error: &spb.Status{
+				Code: int32(code.Code_ABORTED), Message: "not created: another item is invalid and all_or_nothing is set",
+			}}
+		}
+		return &jobforgev1.BatchCreateJobsResponse{Results: results}, nil
+	}
+	created := s.store.CreateMany(ctx, valid, req.GetAllOrNothing())
+	for k, res := range created {
+		i := index[k]
+		if res.Err != nil {
+			st := status.Convert(toStatus(ctx, s.log, "BatchCreateJobs", res.Err)).Proto()
+			if req.GetAllOrNothing() && st.GetCode() == int32(code.Code_INTERNAL) {
+				st = &spb.Status{Code: int32(code.Code_ABORTED), Message: "not created: storing another item failed"}
+			}
+			results[i] = &jobforgev1.BatchCreateJobResult{Error: st}
+			continue
+		}
+		j, err := toProto(res.Record)
+		if err != nil {
+			return nil, err
+		}
+		results[i] = &jobforgev1.BatchCreateJobResult{Job: j}
+	}
+	s.log.InfoContext(ctx, "audit: jobs created in batch", "principal", principalOf(ctx), "tenant", tenantOf(ctx),
+		"requested", n, "created", len(valid))
+	return &jobforgev1.BatchCreateJobsResponse{Results: results}, nil
+}
+
+func jobID(name string) string { return strings.TrimPrefix(name, "jobs/") }
+
 // GetJob implements JobService.GetJob.
 func (s *Service) GetJob(ctx context.Context, req *jobforgev1.GetJobRequest) (*jobforgev1.Job, error) {
-	id := strings.TrimPrefix(req.GetName(), "jobs/")
-	rec, err := s.store.Get(ctx, id)
+	rec, err := s.store.Get(ctx, tenantOf(ctx), jobID(req.GetName()))
 	if err != nil {
 		return nil, notFound(req.GetName(), err)
 	}
 	return toProto(rec)
+}
+
+// CancelJob implements JobService.CancelJob.
+func (s *Service) CancelJob(ctx context.Context, req *jobforgev1.CancelJobRequest) (*jobforgev1.Job, error) {
+	tenant := tenantOf(ctx)
+	rec, err := s.store.Cancel(ctx, tenant, jobID(req.GetName()), req.GetReason(), principalOf(ctx))
+	if err != nil {
+		return nil, notFound(req.GetName(), err)
+	}
+	s.log.InfoContext(ctx, "audit: job cancelled", "principal", principalOf(ctx), "tenant", tenant,
+		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
+	return toProto(rec)
+}
+
+// RetryJob implements JobService.RetryJob.
+func (s *Service) RetryJob(ctx context.Context, req *jobforgev1.RetryJobRequest) (*jobforgev1.Job, error) {
+	tenant := tenantOf(ctx)
+	rec, err := s.store.Retry(ctx, tenant, jobID(req.GetName()))
+	if err != nil {
+		return nil, notFound(req.GetName(), err)
+	}
+	s.log.InfoContext(ctx, "audit: job retried", "principal", principalOf(ctx), "tenant", tenant,
+		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
+	return toProto(rec)
+}
+
+// WatchJob implements JobService.WatchJob.
+func (s *Service) WatchJob(req *jobforgev1.WatchJobRequest, stream grpc.ServerStreamingServer[jobforgev1.JobEvent]) error {
+	ctx := stream.Context()
+	err := s.store.Watch(ctx, tenantOf(ctx), jobID(req.GetName()), req.GetAfterEventId(), func(ev queue.Event) error {
+		msg, err := eventProto(ev)
+		if err != nil {
+			return err
+		}
+		return stream.Send(msg)
+	})
+	return notFound(req.GetName(), err)
+}
+
+// ListJobs implements JobService.ListJobs.
+func (s *Service) ListJobs(ctx context.Context, req *jobforgev1.ListJobsRequest) (*jobforgev1.ListJobsResponse, error) {
+	f, err := parseFilter(req.GetFilter())
+	if err != nil {
+		return nil, invalidArgument(violation("filter", "%v", err))
+	}
+	tenant := tenantOf(ctx)
+	size := int(req.GetPageSize())
+	if size == 0 {
+		size = defaultPageSize
+	}
+	q := queue.ListQuery{
+		Tenant: tenant, Match: f.match, Limit: size,
+		CreatedAfter: f.createdAfter, CreatedBefore: f.createdBefore,
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		c, err := s.tokens.decode(tok, f.hash(), tenant)
+		if err != nil {
+			return nil, invalidArgument(violation("page_token", "%v", err))
+		}
+		q.After = c
+	}
+	recs, next, err := s.store.List(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	resp := &jobforgev1.ListJobsResponse{Jobs: make([]*jobforgev1.Job, 0, len(recs))}
+	for _, r := range recs {
+		j, err := toProto(r)
+		if err != nil {
+			return nil, err
+		}
+		resp.Jobs = append(resp.Jobs, j)
+	}
+	if next != nil {
+		resp.NextPageToken = s.tokens.encode(next, f.hash(), tenant)
+	}
+	return resp, nil
 }
 
 // ListJobTypes implements JobService.ListJobTypes.

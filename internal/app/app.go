@@ -87,8 +87,12 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	}
 	defer rdb.Close()
 
-	store := queue.NewStore(rdb, log)
-	svc := api.NewService(store, reg, cfg.AllQueues(), log)
+	store := queue.NewStore(rdb, log, queue.StoreOptions{Retention: cfg.Retention, IdempotencyWindow: cfg.IdempotencyWindow})
+	tokenKey, err := store.SharedSecret(ctx, "page-token")
+	if err != nil {
+		return err
+	}
+	svc := api.NewService(store, reg, cfg.AllQueues(), tokenKey, log)
 	srv, err := api.NewServer(api.Options{
 		GRPCAddr:        cfg.GRPCAddr,
 		HTTPAddr:        cfg.HTTPAddr,

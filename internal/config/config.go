@@ -36,6 +36,7 @@ type Config struct {
 	PollInterval         time.Duration // JOBFORGE_POLL_INTERVAL
 	DelayedCheckInterval time.Duration // JOBFORGE_DELAYED_CHECK_INTERVAL
 	Retention            time.Duration // JOBFORGE_RETENTION
+	IdempotencyWindow    time.Duration // JOBFORGE_IDEMPOTENCY_WINDOW
 	ShutdownTimeout      time.Duration // JOBFORGE_SHUTDOWN_TIMEOUT
 	DrainDelay           time.Duration // JOBFORGE_DRAIN_DELAY
 
@@ -67,6 +68,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		c                                 Config
 		queues, cpuQueues, pools, level   string
 		poll, delayed, retention, stop    string
+		idemWindow                        string
 		drain, concurrency, cpuConcurrent string
 	)
 	envDev, devErr := false, error(nil)
@@ -77,6 +79,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&queues, "queues", env("JOBFORGE_QUEUES", "critical=6,default=3,low=1"), "I/O pool queues with weights (env JOBFORGE_QUEUES)")
 	fs.StringVar(&cpuQueues, "cpu-queues", env("JOBFORGE_CPU_QUEUES", "cpu=1"), "CPU pool queues with weights (env JOBFORGE_CPU_QUEUES)")
 	fs.StringVar(&retention, "retention", env("JOBFORGE_RETENTION", "24h"), "how long finished jobs stay readable (env JOBFORGE_RETENTION)")
+	fs.StringVar(&idemWindow, "idempotency-window", env("JOBFORGE_IDEMPOTENCY_WINDOW", "24h"), "how long idempotency keys are remembered (env JOBFORGE_IDEMPOTENCY_WINDOW)")
 	fs.StringVar(&stop, "shutdown-timeout", env("JOBFORGE_SHUTDOWN_TIMEOUT", "25s"), "grace for in-flight work on shutdown (env JOBFORGE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("JOBFORGE_LOG_LEVEL", "info"), "debug, info, warn or error (env JOBFORGE_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("JOBFORGE_LOG_FORMAT", ""), "json or text; default json, text in dev mode (env JOBFORGE_LOG_FORMAT)")
@@ -135,6 +138,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	}
 	c.Retention = parseDur("retention", retention, time.Minute, 90*24*time.Hour)
 	c.ShutdownTimeout = parseDur("shutdown-timeout", stop, time.Second, time.Hour)
+	c.IdempotencyWindow = parseDur("idempotency-window", idemWindow, time.Minute, 30*24*time.Hour)
 	c.PollInterval = parseDur("poll-interval", poll, time.Millisecond, 10*time.Second)
 	c.DelayedCheckInterval = parseDur("delayed-check-interval", delayed, 10*time.Millisecond, time.Minute)
 	c.Concurrency = parseInt("concurrency", concurrency, 1, 10_000)

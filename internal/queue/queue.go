@@ -49,9 +49,47 @@ const keyPrefix = "jobforge:"
 // Task headers jobforge adds to asynq tasks.
 const (
 	headerTimeout = "jf-timeout-ms" // per-attempt timeout in milliseconds
+	headerRetry   = "jf-retry"      // RetryPolicy.encode()
 )
 
-func jobKey(id string) string { return keyPrefix + "job:{" + id + "}" }
+// StateError is returned when an operation does not apply to the job's
+// current state, e.g. cancelling a finished job.
+type StateError struct {
+	Op    string
+	State State
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("cannot %s a job in state %s", e.Op, e.State)
+}
+
+// IdempotencyConflictError is returned when an idempotency key was used
+// before with a different request.
+type IdempotencyConflictError struct {
+	Key   string
+	JobID string
+}
+
+func (e *IdempotencyConflictError) Error() string {
+	return fmt.Sprintf("idempotency key %q was already used with a different request (job %s)", e.Key, e.JobID)
+}
+
+func jobKey(id string) string    { return keyPrefix + "job:{" + id + "}" }
+func eventsKey(id string) string { return keyPrefix + "job:{" + id + "}:events" }
+func errorsKey(id string) string { return keyPrefix + "job:{" + id + "}:errors" }
+
+// jobKeys are the keys of one job, in the order the lifecycle scripts take.
+func jobKeys(id string) []string { return []string{jobKey(id), eventsKey(id), errorsKey(id)} }
+
+// indexKey is a tenant's list index: a sorted set of job ids scored by
+// create time in microseconds.
+func indexKey(tenant string) string { return keyPrefix + "index:{" + tenant + "}" }
+
+// idemKey remembers an idempotency key of a tenant.
+func idemKey(tenant, key string) string { return keyPrefix + "idem:{" + tenant + "}:" + key }
+
+// cancelChannel carries the ids of running jobs that were cancelled.
+const cancelChannel = keyPrefix + "cancel"
 
 // Connect opens a go-redis client for a redis://, rediss://, redis-socket://
 // or redis-sentinel:// URL and checks that the server answers.

@@ -68,7 +68,7 @@ func (b *bundle) waitState(t *testing.T, id string, want queue.State, timeout ti
 	var rec *queue.Record
 	deadline := time.Now().Add(timeout)
 	for {
-		r, err := b.store.Get(context.Background(), id)
+		r, err := b.store.Get(context.Background(), "t", id)
 		require.NoError(t, err)
 		rec = r
 		if r.State == want {
@@ -84,14 +84,14 @@ func TestCreateAndGet(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	rec, err := b.store.Create(ctx, queue.NewJob{
-		Type: "simulate", Queue: "default", Payload: json.RawMessage(`{"outcome":"succeed"}`),
+	rec, _, err := b.store.Create(ctx, queue.NewJob{
+		Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{"outcome":"succeed"}`),
 		Labels: map[string]string{"team": "data"}, MaxAttempts: 3, Timeout: time.Minute,
 	})
 	require.NoError(t, err)
 	require.Equal(t, queue.StatePending, rec.State)
 
-	got, err := b.store.Get(ctx, rec.ID)
+	got, err := b.store.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
 	require.Equal(t, rec.ID, got.ID)
 	require.Equal(t, "simulate", got.Type)
@@ -104,7 +104,7 @@ func TestCreateAndGet(t *testing.T) {
 	require.Equal(t, rec.CreateTime, got.CreateTime)
 	require.True(t, got.ExpireTime.IsZero(), "unfinished jobs do not expire")
 
-	_, err = b.store.Get(ctx, "no-such-job")
+	_, err = b.store.Get(ctx, "t", "no-such-job")
 	require.ErrorIs(t, err, queue.ErrNotFound)
 }
 
@@ -113,11 +113,11 @@ func TestCreateScheduled(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	at := time.Now().Add(time.Hour)
-	rec, err := b.store.Create(ctx, queue.NewJob{
-		Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute, ScheduleTime: at,
+	rec, _, err := b.store.Create(ctx, queue.NewJob{
+		Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute, ScheduleTime: at,
 	})
 	require.NoError(t, err)
-	got, err := b.store.Get(ctx, rec.ID)
+	got, err := b.store.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
 	require.Equal(t, queue.StateScheduled, got.State)
 	require.WithinDuration(t, at, got.ScheduleTime, time.Microsecond)
@@ -170,8 +170,8 @@ func TestWorkerRunsJobs(t *testing.T) {
 			if timeout == 0 {
 				timeout = time.Minute
 			}
-			rec, err := b.store.Create(ctx, queue.NewJob{
-				Type: tt.typ, Queue: tt.queue, Payload: json.RawMessage(tt.payload), MaxAttempts: tt.maxAttempts, Timeout: timeout,
+			rec, _, err := b.store.Create(ctx, queue.NewJob{
+				Tenant: "t", Type: tt.typ, Queue: tt.queue, Payload: json.RawMessage(tt.payload), MaxAttempts: tt.maxAttempts, Timeout: timeout,
 			})
 			require.NoError(t, err)
 			got := b.waitState(t, rec.ID, tt.wantState, 20*time.Second)
@@ -203,13 +203,13 @@ func TestProgressIsVisibleWhileRunning(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startWorker(t, time.Hour)
-	rec, err := b.store.Create(context.Background(), queue.NewJob{
-		Type: "report", Queue: "default", Payload: json.RawMessage(`{"pages":20,"page_millis":100}`), MaxAttempts: 1, Timeout: time.Minute,
+	rec, _, err := b.store.Create(context.Background(), queue.NewJob{
+		Tenant: "t", Type: "report", Queue: "default", Payload: json.RawMessage(`{"pages":20,"page_millis":100}`), MaxAttempts: 1, Timeout: time.Minute,
 	})
 	require.NoError(t, err)
 	var seen *queue.Record
 	redistest.Eventually(t, 20*time.Second, func() bool {
-		r, err := b.store.Get(context.Background(), rec.ID)
+		r, err := b.store.Get(context.Background(), "t", rec.ID)
 		require.NoError(t, err)
 		seen = r
 		return r.State == queue.StateRunning && r.Progress.Percent > 0 && r.Progress.Percent < 100

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -40,9 +41,12 @@ type WorkerOptions struct {
 	ShutdownTimeout time.Duration
 	// Retention is how long finished jobs stay readable.
 	Retention time.Duration
-	// Backoff computes the delay before retry n (1-based).
+	// Backoff overrides every job's retry policy (tests use it for speed).
 	Backoff func(n int) time.Duration
-	Logger  *slog.Logger
+	// CancelCheckInterval is how often the worker re-reads the state of its
+	// running jobs, in case a cancellation message was missed. Default 1s.
+	CancelCheckInterval time.Duration
+	Logger              *slog.Logger
 }
 
 // Worker runs job handlers for the tasks in its pools' queues.
@@ -53,23 +57,23 @@ type Worker struct {
 	servers []*asynq.Server
 	log     *slog.Logger
 	now     func() time.Time
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+
+	stop context.CancelFunc
+	done sync.WaitGroup
 }
 
-// DefaultBackoff is exponential from 1 s, doubling, capped at 10 min, with
-// ±20 % jitter so that retries of a failed batch spread out.
-func DefaultBackoff(n int) time.Duration {
-	d := time.Second << min(max(n-1, 0), 10)
-	d = min(d, 10*time.Minute)
-	jitter := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(d) * jitter)
-}
+// errCancelled is the cause of a handler context cancelled by CancelJob.
+var errCancelled = errors.New("job cancelled")
 
 // NewWorker returns a Worker; Start runs it.
 func NewWorker(rdb redis.UniversalClient, reg *jobs.Registry, opts WorkerOptions) *Worker {
-	if opts.Backoff == nil {
-		opts.Backoff = DefaultBackoff
+	if opts.CancelCheckInterval <= 0 {
+		opts.CancelCheckInterval = time.Second
 	}
-	w := &Worker{rdb: rdb, reg: reg, opts: opts, log: opts.Logger, now: time.Now}
+	w := &Worker{rdb: rdb, reg: reg, opts: opts, log: opts.Logger, now: time.Now, running: map[string]context.CancelCauseFunc{}}
 	for _, p := range opts.Pools {
 		srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 			Concurrency:              p.Concurrency,
@@ -77,28 +81,49 @@ func NewWorker(rdb redis.UniversalClient, reg *jobs.Registry, opts WorkerOptions
 			TaskCheckInterval:        opts.PollInterval,
 			DelayedTaskCheckInterval: opts.DelayedCheckInterval,
 			ShutdownTimeout:          opts.ShutdownTimeout,
-			RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
-				return opts.Backoff(n)
-			},
-			Logger:   asynqLogger{log: opts.Logger.With("pool", p.Name)},
-			LogLevel: asynq.WarnLevel,
+			RetryDelayFunc:           w.retryDelay,
+			Logger:                   asynqLogger{log: opts.Logger.With("pool", p.Name)},
+			LogLevel:                 asynq.WarnLevel,
 		})
 		w.servers = append(w.servers, srv)
 	}
 	return w
 }
 
-// Start starts every pool. It returns once they are running.
+// retryDelay applies the job's own retry policy (carried in a task header)
+// rather than one policy for the whole server. n is the number of failed
+// attempts so far minus one, as asynq counts.
+func (w *Worker) retryDelay(n int, _ error, t *asynq.Task) time.Duration {
+	if w.opts.Backoff != nil {
+		return w.opts.Backoff(n + 1)
+	}
+	var p RetryPolicy
+	if h := t.Headers()[headerRetry]; h != "" {
+		if parsed, err := parseRetryPolicy(h); err == nil {
+			p = parsed
+		}
+	}
+	return p.Delay(n+1, rand.Float64())
+}
+
+// Start starts every pool and the cancellation listener. It returns once
+// they are running.
 func (w *Worker) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
 	h := asynq.HandlerFunc(w.process)
 	for i, srv := range w.servers {
 		if err := srv.Start(h); err != nil {
 			for _, started := range w.servers[:i] {
 				started.Shutdown()
 			}
+			cancel()
 			return fmt.Errorf("start pool %s: %w", w.opts.Pools[i].Name, err)
 		}
 	}
+	w.done.Add(2)
+	go func() { defer w.done.Done(); w.listenCancellations(ctx) }()
+	go func() { defer w.done.Done(); w.pollCancellations(ctx) }()
 	return nil
 }
 
@@ -111,44 +136,74 @@ func (w *Worker) Shutdown() {
 	for _, srv := range w.servers {
 		srv.Shutdown()
 	}
+	if w.stop != nil {
+		w.stop()
+		w.done.Wait()
+	}
 }
 
-// Scripts that move a job's record through its lifecycle. Each is a single
-// round trip and refuses to overwrite a terminal state, so a late write from
-// a slow or duplicate attempt cannot resurrect a finished job.
-var (
-	// KEYS[1] job; ARGV now_us, attempt. Returns the state after the call,
-	// or false when the record no longer exists.
-	startScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local st = redis.call('HGET', KEYS[1], 'state')
-if st == 'SUCCEEDED' or st == 'FAILED' or st == 'CANCELLED' then return st end
-redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'start_us', ARGV[1], 'update_us', ARGV[1], 'attempts', ARGV[2])
-return 'RUNNING'`)
+// listenCancellations stops handlers of jobs cancelled while running, as
+// announced on cancelChannel.
+func (w *Worker) listenCancellations(ctx context.Context) {
+	sub := w.rdb.Subscribe(ctx, cancelChannel)
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			w.cancelRunning(m.Payload)
+		}
+	}
+}
 
-	// KEYS[1] job; ARGV percent, message, now_us.
-	progressScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return 0 end
-redis.call('HSET', KEYS[1], 'progress_pct', ARGV[1], 'progress_msg', ARGV[2], 'progress_us', ARGV[3], 'update_us', ARGV[3])
-return 1`)
+// pollCancellations re-reads the state of running jobs now and then, so a
+// cancellation published while this worker was disconnected still stops
+// the handler.
+func (w *Worker) pollCancellations(ctx context.Context) {
+	t := time.NewTicker(w.opts.CancelCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		ids := make([]string, 0, len(w.running))
+		for id := range w.running {
+			ids = append(ids, id)
+		}
+		w.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		pipe := w.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, len(ids))
+		for i, id := range ids {
+			cmds[i] = pipe.HGet(ctx, jobKey(id), fState)
+		}
+		_, _ = pipe.Exec(ctx)
+		for i, c := range cmds {
+			if c.Val() == string(StateCancelled) {
+				w.cancelRunning(ids[i])
+			}
+		}
+	}
+}
 
-	// KEYS[1] job; ARGV state, now_us, retention_s, expire_us, result, error.
-	// Empty result/error are not written. Terminal states get end time and
-	// expiry. Returns the state after the call.
-	finishScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return false end
-if st ~= 'RUNNING' then return st end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'update_us', ARGV[2])
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
-if ARGV[1] == 'SUCCEEDED' or ARGV[1] == 'FAILED' or ARGV[1] == 'CANCELLED' then
-  redis.call('HSET', KEYS[1], 'end_us', ARGV[2], 'expire_us', ARGV[4])
-  if ARGV[1] == 'SUCCEEDED' then redis.call('HSET', KEYS[1], 'progress_pct', 100, 'progress_us', ARGV[2]) end
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-return ARGV[1]`)
-)
+func (w *Worker) cancelRunning(id string) {
+	w.mu.Lock()
+	cancel := w.running[id]
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel(errCancelled)
+	}
+}
 
 // errInterrupted is returned when asynq cancelled the attempt's context
 // itself (its lease was lost); asynq then decides the task's fate and the
@@ -159,65 +214,82 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	id, _ := asynq.GetTaskID(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	attempt, maxAttempts := retried+1, maxRetry+1
-	log := w.log.With("job_id", id, "type", t.Type(), "attempt", attempt)
-	key := jobKey(id)
+	queueName, _ := asynq.GetQueueName(ctx)
+	log := w.log.With("job_id", id, "type", t.Type(), "queue", queueName)
+	keys := jobKeys(id)
 
 	typ, ok := w.reg.Lookup(t.Type())
 	if !ok {
 		// A newer API accepted a type this worker does not know. Fail for
 		// good rather than retrying on a worker that cannot help.
 		log.ErrorContext(ctx, "job type not registered on this worker")
-		w.finish(ctx, log, key, StateFailed, nil, &AttemptError{
-			Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: attempt, Permanent: true,
+		w.finish(ctx, log, keys, StateFailed, nil, &AttemptError{
+			Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: retried + 1, Permanent: true,
 		})
 		return fmt.Errorf("unknown job type %q: %w", t.Type(), asynq.SkipRetry)
 	}
 
-	st, err := startScript.Run(ctx, w.rdb, []string{key}, micros(w.now()), attempt).Text()
+	res, err := startScript.Run(ctx, w.rdb, keys, micros(w.now())).Slice()
 	switch {
 	case errors.Is(err, redis.Nil):
 		log.WarnContext(ctx, "job record is gone; skipping task")
 		return nil
 	case err != nil:
 		return fmt.Errorf("mark job running: %w", err)
-	case st != string(StateRunning):
-		log.InfoContext(ctx, "job already finished; skipping task", "state", st)
+	case fmt.Sprint(res[0]) != string(StateRunning):
+		log.InfoContext(ctx, "job already finished; skipping task", "state", res[0])
 		return nil
 	}
+	attempt := int(res[1].(int64))
+	log = log.With("attempt", attempt)
 
 	timeout := typ.Timeout()
 	if ms, err := strconv.ParseInt(t.Headers()[headerTimeout], 10, 64); err == nil && ms > 0 {
 		timeout = time.Duration(ms) * time.Millisecond
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	jobCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.mu.Lock()
+	w.running[id] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, id)
+		w.mu.Unlock()
+	}()
+	runCtx, cancelTimeout := context.WithTimeout(jobCtx, timeout)
+	defer cancelTimeout()
 
 	started := w.now()
-	job := jobs.NewJob(id, t.Type(), attempt, maxAttempts, &reporter{rdb: w.rdb, key: key, now: w.now})
-	result, herr := typ.Run(ctx, job, t.Payload())
+	job := jobs.NewJob(id, t.Type(), attempt, attempt+maxRetry-retried, &reporter{rdb: w.rdb, keys: keys, now: w.now, cancel: cancel})
+	result, herr := typ.Run(runCtx, job, t.Payload())
 	if herr == nil {
-		w.finish(ctx, log, key, StateSucceeded, result, nil)
+		w.finish(ctx, log, keys, StateSucceeded, result, nil)
 		log.InfoContext(ctx, "job succeeded", "duration", w.now().Sub(started))
 		return nil
 	}
 
 	msg := herr.Error()
 	switch {
-	case errors.Is(herr, context.DeadlineExceeded) && ctx.Err() != nil:
+	case errors.Is(context.Cause(jobCtx), errCancelled):
+		// The record is CANCELLED already; completing the task without an
+		// error keeps asynq from retrying it.
+		log.InfoContext(ctx, "job cancelled while running", "duration", w.now().Sub(started))
+		return nil
+	case errors.Is(herr, context.DeadlineExceeded) && runCtx.Err() != nil && ctx.Err() == nil:
 		msg = fmt.Sprintf("attempt timed out after %s", timeout)
-	case errors.Is(herr, context.Canceled) && ctx.Err() != nil:
-		// Only asynq cancels the context without a deadline: the lease
-		// expired and asynq is retrying the task.
+	case ctx.Err() != nil:
+		// Only asynq cancels the task's own context: the lease expired and
+		// asynq is rescheduling the task.
 		log.WarnContext(ctx, "job attempt interrupted; asynq will reschedule it")
 		return errInterrupted
 	}
 	permanent := jobs.IsPermanent(herr)
 	state := StateRetrying
-	if permanent || attempt >= maxAttempts {
+	if permanent || retried >= maxRetry {
 		state = StateFailed
 	}
-	w.finish(ctx, log, key, state, nil, &AttemptError{Message: msg, Attempt: attempt, Permanent: permanent})
+	w.finish(ctx, log, keys, state, nil, &AttemptError{Message: msg, Attempt: attempt, Permanent: permanent})
 	log.WarnContext(ctx, "job attempt failed", "state", state, "error", msg)
 	if permanent {
 		return fmt.Errorf("%w: %w", asynq.SkipRetry, herr)
@@ -227,7 +299,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 
 // finish records the outcome of an attempt. It runs even when the attempt's
 // context is done (timeouts), bounded by its own short deadline.
-func (w *Worker) finish(ctx context.Context, log *slog.Logger, key string, state State, result json.RawMessage, aerr *AttemptError) {
+func (w *Worker) finish(ctx context.Context, log *slog.Logger, keys []string, state State, result json.RawMessage, aerr *AttemptError) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	now := w.now()
@@ -238,7 +310,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, key string, state
 	}
 	retention := max(int64(w.opts.Retention/time.Second), 1)
 	expire := now.Add(time.Duration(retention) * time.Second)
-	err := finishScript.Run(ctx, w.rdb, []string{key},
+	err := finishScript.Run(ctx, w.rdb, keys,
 		string(state), micros(now), retention, micros(expire), string(result), string(errJSON)).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		log.ErrorContext(ctx, "record job outcome", "state", state, "error", err)
@@ -246,16 +318,26 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, key string, state
 }
 
 type reporter struct {
-	rdb redis.UniversalClient
-	key string
-	now func() time.Time
+	rdb    redis.UniversalClient
+	keys   []string
+	now    func() time.Time
+	cancel context.CancelCauseFunc
 }
 
 func (r *reporter) ReportProgress(ctx context.Context, percent int, message string) error {
 	if len(message) > 1024 {
 		message = message[:1024]
 	}
-	return progressScript.Run(ctx, r.rdb, []string{r.key}, percent, message, micros(r.now())).Err()
+	n, err := progressScript.Run(ctx, r.rdb, r.keys, percent, message, micros(r.now())).Int()
+	if err != nil {
+		return fmt.Errorf("report progress: %w", err)
+	}
+	if n == 0 {
+		// The job is no longer RUNNING: it was cancelled.
+		r.cancel(errCancelled)
+		return errCancelled
+	}
+	return nil
 }
 
 // asynqLogger routes asynq's own logs through slog.

@@ -1,0 +1,138 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Event kinds.
+const (
+	EventSnapshot EventKind = iota + 1
+	EventState
+	EventProgress
+)
+
+// Event is one entry of a job's event stream.
+type Event struct {
+	ID       string // stream entry id; increasing
+	Kind     EventKind
+	Time     time.Time
+	State    State
+	Attempt  int
+	Progress Progress
+	Result   json.RawMessage
+	Error    *AttemptError
+	Snapshot *Record // EventSnapshot only
+}
+
+// watchBlock bounds one blocking read, so a cancelled watcher is noticed.
+const watchBlock = time.Second
+
+// Watch calls fn with the job's events until the job is finished, fn
+// returns an error, or ctx is done. Without after it first sends a snapshot
+// of the current record, whose ID is the last event it already reflects;
+// with after it sends only the events that follow that id.
+func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Event) error) error {
+	rec, err := s.Get(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	key := eventsKey(id)
+	if after == "" {
+		// Snapshot and its position in the stream, read together.
+		pipe := s.rdb.TxPipeline()
+		hget := pipe.HGetAll(ctx, jobKey(id))
+		errs := pipe.LRange(ctx, errorsKey(id), 0, -1)
+		last := pipe.XRevRangeN(ctx, key, "+", "-", 1)
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read job snapshot: %w", err)
+		}
+		if len(hget.Val()) == 0 {
+			return ErrNotFound
+		}
+		rec, err = decodeRecord(id, hget.Val(), errs.Val(), s.now())
+		if err != nil {
+			return err
+		}
+		after = "0-0"
+		if msgs := last.Val(); len(msgs) > 0 {
+			after = msgs[0].ID
+		}
+		if err := fn(Event{ID: after, Kind: EventSnapshot, Time: rec.UpdateTime, State: rec.State, Attempt: rec.Attempts, Snapshot: rec}); err != nil {
+			return err
+		}
+		if rec.State.Terminal() {
+			return nil
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		streams, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: 100, Block: watchBlock}).Result()
+		if errors.Is(err, redis.Nil) {
+			// Nothing new: stop if the job expired meanwhile.
+			n, err := s.rdb.Exists(ctx, jobKey(id)).Result()
+			if err != nil {
+				return fmt.Errorf("watch job: %w", err)
+			}
+			if n == 0 {
+				return ErrNotFound
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("watch job: %w", err)
+		}
+		for _, st := range streams {
+			for _, m := range st.Messages {
+				ev := decodeEvent(m)
+				after = m.ID
+				if err := fn(ev); err != nil {
+					return err
+				}
+				if ev.Kind == EventState && ev.State.Terminal() {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+func decodeEvent(m redis.XMessage) Event {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	ev := Event{ID: m.ID, Time: parseMicros(str("t")), State: State(str("s"))}
+	ev.Attempt, _ = strconv.Atoi(str("a"))
+	switch str("k") {
+	case "P":
+		ev.Kind = EventProgress
+		ev.State = StateRunning
+		ev.Progress.Percent, _ = strconv.Atoi(str("p"))
+		ev.Progress.Message = str("m")
+		ev.Progress.UpdateTime = ev.Time
+	default:
+		ev.Kind = EventState
+	}
+	if r := str("r"); r != "" {
+		ev.Result = json.RawMessage(r)
+	}
+	if e := str("e"); e != "" {
+		var ae AttemptError
+		if json.Unmarshal([]byte(e), &ae) == nil {
+			ev.Error = &ae
+		}
+	}
+	return ev
+}
