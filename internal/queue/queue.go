@@ -48,8 +48,9 @@ const keyPrefix = "jobforge:"
 
 // Task headers jobforge adds to asynq tasks.
 const (
-	headerTimeout = "jf-timeout-ms" // per-attempt timeout in milliseconds
-	headerRetry   = "jf-retry"      // RetryPolicy.encode()
+	headerTimeout   = "jf-timeout-ms" // per-attempt timeout in milliseconds
+	headerRetry     = "jf-retry"      // RetryPolicy.encode()
+	headerNotBefore = "jf-not-before" // schedule time, Unix microseconds
 )
 
 // StateError is returned when an operation does not apply to the job's

@@ -262,6 +262,10 @@ func (s *Store) task(rec *Record) (*asynq.Task, []asynq.Option) {
 		asynq.Timeout(rec.Timeout.Truncate(time.Second) + 2*time.Second),
 	}
 	if rec.State == StateScheduled {
+		// asynq schedules with whole-second precision and may release a
+		// task up to a second early; the worker holds it until this exact
+		// time, so jobs start on time rather than up to 1s early or late.
+		headers[headerNotBefore] = strconv.FormatInt(rec.ScheduleTime.UnixMicro(), 10)
 		opts = append(opts, asynq.ProcessAt(rec.ScheduleTime))
 	}
 	return asynq.NewTaskWithHeaders(rec.Type, rec.Payload, headers), opts

@@ -103,7 +103,14 @@ func (w *Worker) retryDelay(n int, _ error, t *asynq.Task) time.Duration {
 			p = parsed
 		}
 	}
-	return p.Delay(n+1, rand.Float64())
+	// asynq stores the retry time in whole seconds (truncated), which would
+	// run the next attempt up to a second early: round up instead.
+	now := w.now()
+	due := now.Add(p.Delay(n+1, rand.Float64()))
+	if frac := due.Sub(due.Truncate(time.Second)); frac > 0 {
+		due = due.Add(time.Second - frac)
+	}
+	return due.Sub(now)
 }
 
 // Start starts every pool and the cancellation listener. It returns once
@@ -227,6 +234,19 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 			Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: retried + 1, Permanent: true,
 		})
 		return fmt.Errorf("unknown job type %q: %w", t.Type(), asynq.SkipRetry)
+	}
+
+	if ms, err := strconv.ParseInt(t.Headers()[headerNotBefore], 10, 64); err == nil {
+		if wait := time.UnixMicro(ms).Sub(w.now()); wait > 0 {
+			// Released early by asynq's whole-second scheduling (< 1s).
+			timer := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return errInterrupted
+			case <-timer.C:
+			}
+		}
 	}
 
 	res, err := startScript.Run(ctx, w.rdb, keys, micros(w.now())).Slice()
