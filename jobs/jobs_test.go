@@ -130,7 +130,8 @@ func TestReport(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"title":"t","pages":4,"checksum":30}`, string(out.Result))
 	require.Equal(t, []jobstest.Update{
-		{25, "page 1 of 4"}, {50, "page 2 of 4"}, {75, "page 3 of 4"}, {100, "page 4 of 4"},
+		{Percent: 25, Message: "page 1 of 4"}, {Percent: 50, Message: "page 2 of 4"},
+		{Percent: 75, Message: "page 3 of 4"}, {Percent: 100, Message: "page 4 of 4"},
 	}, out.Progress)
 }
 
