@@ -37,6 +37,8 @@ type Spec[P, R any] struct {
 	MaxAttempts int
 	// Example is a valid payload; ListJobTypes shows it and tests submit it.
 	Example P
+	// MaxPayloadBytes caps the payload's JSON size (default 64 KiB).
+	MaxPayloadBytes int
 	// Handle executes one attempt. It must return promptly once ctx is done.
 	Handle func(ctx context.Context, job *Job, payload P) (R, error)
 }
@@ -49,6 +51,7 @@ type Type struct {
 	queue       string
 	timeout     time.Duration
 	maxAttempts int
+	maxPayload  int
 	example     json.RawMessage
 	schema      json.RawMessage
 	decode      func([]byte) (any, error)
@@ -70,6 +73,9 @@ func Define[P, R any](s Spec[P, R]) *Type {
 	if s.MaxAttempts <= 0 {
 		s.MaxAttempts = 3
 	}
+	if s.MaxPayloadBytes <= 0 {
+		s.MaxPayloadBytes = 64 << 10
+	}
 	example, err := json.Marshal(s.Example)
 	if err != nil {
 		panic(fmt.Sprintf("jobs: %s: example payload: %v", s.Name, err))
@@ -85,6 +91,7 @@ func Define[P, R any](s Spec[P, R]) *Type {
 		queue:       s.Queue,
 		timeout:     s.Timeout,
 		maxAttempts: s.MaxAttempts,
+		maxPayload:  s.MaxPayloadBytes,
 		example:     example,
 		schema:      schema,
 		decode: func(b []byte) (any, error) {
@@ -123,6 +130,9 @@ func (t *Type) Timeout() time.Duration { return t.timeout }
 
 // MaxAttempts is the default number of attempts.
 func (t *Type) MaxAttempts() int { return t.maxAttempts }
+
+// MaxPayloadBytes caps the payload's JSON size.
+func (t *Type) MaxPayloadBytes() int { return t.maxPayload }
 
 // Example returns a payload that is valid for this type, as JSON.
 func (t *Type) Example() json.RawMessage { return bytes.Clone(t.example) }

@@ -38,6 +38,6 @@ protos=$(cd api/proto && find jobforge -name '*.proto' | sort)
     --go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
     --grpc-gateway_out="$out" --grpc-gateway_opt=paths=source_relative \
     --openapiv2_out="$out/openapi" \
-    --openapiv2_opt=allow_merge=true,merge_file_name=jobforge,disable_default_errors=false,enums_as_ints=false \
+    --openapiv2_opt=allow_merge=true,merge_file_name=jobforge,disable_default_errors=false,enums_as_ints=false,expand_slashed_path_patterns=true \
     $protos
 )

@@ -161,7 +161,7 @@ func TestBadRequests(t *testing.T) {
 		{"negative timeout", `{"type":"primes","payload":{"limit":10},"timeout":"-5s"}`, "job.timeout", "greater than 0s"},
 		{"schedule far future", `{"type":"primes","payload":{"limit":10},"scheduleTime":"2999-01-01T00:00:00Z"}`, "job.schedule_time", "at most 366 days ahead"},
 		{"schedule far past", `{"type":"primes","payload":{"limit":10},"scheduleTime":"2001-01-01T00:00:00Z"}`, "job.schedule_time", "at most 24h in the past"},
-		{"malformed json", `{"type":`, "", "unexpected EOF"},
+		{"malformed json", `{"type":`, "", "malformed JSON"},
 		{"unknown top-level field", `{"type":"primes","bogus":1}`, "", "unknown field"},
 		{"wrong top-level type", `{"type":5}`, "", "invalid value for string field type"},
 	}

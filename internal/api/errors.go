@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -75,6 +77,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	var nf *notFoundError
 	var se *queue.StateError
 	var ic *queue.IdempotencyConflictError
+	var qe *queue.QuotaError
 	switch {
 	case errors.As(err, &se):
 		return withDetails(codes.FailedPrecondition, fmt.Sprintf("cannot %s job: it is %s", se.Op, se.State),
@@ -82,6 +85,10 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
 				Type: "STATE", Subject: "job", Description: fmt.Sprintf("job is %s", se.State),
 			}}})
+	case errors.As(err, &qe):
+		return withDetails(codes.ResourceExhausted, qe.Error(),
+			&errdetails.ErrorInfo{Reason: "QUOTA_EXCEEDED", Domain: errorDomain, Metadata: map[string]string{"limit": fmt.Sprint(qe.Limit)}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(5 * time.Second)})
 	case errors.As(err, &ic):
 		return withDetails(codes.AlreadyExists, ic.Error(),
 			&errdetails.ErrorInfo{Reason: reasonIdempotency, Domain: errorDomain, Metadata: map[string]string{"job": "jobs/" + ic.JobID}})
@@ -115,4 +122,35 @@ func notFound(name string, err error) error {
 		return &notFoundError{name: name}
 	}
 	return err
+}
+
+// withErrorInfo adds ErrorInfo{reason: <code name>} to a status that has
+// none (errors raised outside jobforge's handlers, e.g. by the gateway's
+// JSON decoder), so every error a client sees carries a reason.
+func withErrorInfo(st *status.Status) *status.Status {
+	if st.Code() == codes.OK {
+		return st
+	}
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.ErrorInfo); ok {
+			return st
+		}
+	}
+	out, err := st.WithDetails(&errdetails.ErrorInfo{Reason: codeReason(st.Code()), Domain: errorDomain})
+	if err != nil {
+		return st
+	}
+	return out
+}
+
+// codeReason is the SCREAMING_SNAKE name of a code, e.g. INVALID_ARGUMENT.
+func codeReason(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	return b.String()
 }

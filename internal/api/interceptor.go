@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
+
+	"github.com/jobforge/jobforge/internal/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -39,19 +41,22 @@ func newRequestID() string {
 }
 
 // interceptors is the single chain every call goes through, over gRPC and
-// over the REST gateway alike: request id → recovery → validation →
-// handler → error mapping → access log.
+// over the REST gateway alike: request id → recovery → authentication,
+// scope and rate limit → validation → handler → error mapping → access log.
 type interceptors struct {
 	log       *slog.Logger
 	validator protovalidate.Validator
+	auth      *auth.Authenticator // nil: authentication disabled
+	limiter   RateLimiter         // nil: no rate limits
+	limits    Limits
 }
 
-func newInterceptors(log *slog.Logger) (*interceptors, error) {
+func newInterceptors(opts Options) (*interceptors, error) {
 	v, err := protovalidate.New()
 	if err != nil {
 		return nil, fmt.Errorf("build validator: %w", err)
 	}
-	return &interceptors{log: log, validator: v}, nil
+	return &interceptors{log: opts.Logger, validator: v, auth: opts.Auth, limiter: opts.Limiter, limits: opts.Limits}, nil
 }
 
 func (i *interceptors) begin(ctx context.Context) context.Context {
@@ -69,7 +74,9 @@ func (i *interceptors) begin(ctx context.Context) context.Context {
 }
 
 func (i *interceptors) finish(ctx context.Context, method string, start time.Time, err error) error {
-	err = toStatus(ctx, i.log, method, err)
+	if err = toStatus(ctx, i.log, method, err); err != nil {
+		err = withErrorInfo(status.Convert(err)).Err()
+	}
 	code := status.Code(err)
 	level := slog.LevelDebug
 	if code == codes.Internal || code == codes.Unknown {
@@ -113,6 +120,9 @@ func (i *interceptors) unary(ctx context.Context, req any, info *grpc.UnaryServe
 	ctx = i.begin(ctx)
 	defer func() { err = i.finish(ctx, info.FullMethod, start, err) }()
 	defer i.recover(ctx, info.FullMethod, &err)
+	if ctx, err = i.guard(ctx, info.FullMethod, req); err != nil {
+		return nil, err
+	}
 	if err := i.validate(req); err != nil {
 		return nil, err
 	}
@@ -124,6 +134,9 @@ func (i *interceptors) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 	ctx := i.begin(ss.Context())
 	defer func() { err = i.finish(ctx, info.FullMethod, start, err) }()
 	defer i.recover(ctx, info.FullMethod, &err)
+	if ctx, err = i.guard(ctx, info.FullMethod, nil); err != nil {
+		return err
+	}
 	return handler(srv, &validatingStream{ServerStream: ss, ctx: ctx, i: i})
 }
 

@@ -2,27 +2,37 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	apidef "github.com/jobforge/jobforge/api"
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/auth"
 )
 
 // Options configures a Server.
@@ -35,8 +45,30 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
 	// Ready reports whether dependencies (Redis) are reachable.
-	Ready  func(ctx context.Context) error
-	Logger *slog.Logger
+	Ready func(ctx context.Context) error
+	// Auth authenticates callers; nil disables authentication (every
+	// caller is "anonymous" with full access to the default tenant).
+	Auth *auth.Authenticator
+	// Limiter and Limits rate-limit callers; a nil Limiter disables it.
+	Limiter RateLimiter
+	Limits  Limits
+	// MaxBodyBytes caps REST request bodies (DefaultMaxBodyBytes if 0).
+	MaxBodyBytes int64
+	// TLSConfig, when set, serves gRPC and HTTP over TLS.
+	TLSConfig *tls.Config
+	Logger    *slog.Logger
+	// QueueService and ScheduleService are served next to the JobService
+	// (over gRPC and REST) when set.
+	QueueService    jobforgev1.QueueServiceServer
+	ScheduleService jobforgev1.ScheduleServiceServer
+	// Metrics, when set, gets the RPC metrics of both transports (label
+	// transport="grpc" or "http") and the public port's HTTP metrics.
+	Metrics prometheus.Registerer
+	// TracerProvider traces requests; nil records no spans (trace context
+	// still flows from callers into jobs).
+	TracerProvider trace.TracerProvider
+	// Monitoring is the queue UI, mounted at /monitoring when set.
+	Monitoring http.Handler
 }
 
 // Server serves the JobService over gRPC and REST, plus /healthz, /readyz
@@ -55,25 +87,48 @@ type Server struct {
 // calls the service through an in-process channel that runs the same
 // interceptor chain as the gRPC server, without a network hop.
 func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
-	ic, err := newInterceptors(opts.Logger)
+	ic, err := newInterceptors(opts)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := newObservability(opts.Metrics, opts.TracerProvider)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{opts: opts, health: health.NewServer()}
 
-	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(ic.unary),
-		grpc.ChainStreamInterceptor(ic.stream),
-		grpc.MaxRecvMsgSize(4<<20),
-	)
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	grpcOpts := []grpc.ServerOption{
+		grpc.StatsHandler(obs.statsHandler()),
+		grpc.ChainUnaryInterceptor(obs.unary(transportGRPC), ic.unary),
+		grpc.ChainStreamInterceptor(obs.stream(transportGRPC), ic.stream),
+		grpc.MaxRecvMsgSize(int(opts.MaxBodyBytes)),
+		grpc.MaxHeaderListSize(64 << 10),
+		grpc.ConnectionTimeout(10 * time.Second),
+	}
+	if opts.TLSConfig != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.TLSConfig)))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
 	jobforgev1.RegisterJobServiceServer(s.grpc, svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
 	inproc := (&inprocgrpc.Channel{}).
-		WithServerUnaryInterceptor(ic.unary).
-		WithServerStreamInterceptor(ic.stream)
+		WithServerStatsHandler(obs.statsHandler()).
+		WithServerUnaryInterceptor(chainUnary(obs.unary(transportHTTP), ic.unary)).
+		WithServerStreamInterceptor(chainStream(obs.stream(transportHTTP), ic.stream))
 	jobforgev1.RegisterJobServiceServer(inproc, svc)
+	for _, r := range []grpc.ServiceRegistrar{s.grpc, inproc} {
+		if opts.QueueService != nil {
+			jobforgev1.RegisterQueueServiceServer(r, opts.QueueService)
+		}
+		if opts.ScheduleService != nil {
+			jobforgev1.RegisterScheduleServiceServer(r, opts.ScheduleService)
+		}
+	}
 
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
@@ -82,13 +137,27 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		}),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithErrorHandler(httpErrorHandler),
+		runtime.WithMetadata(obs.gatewayMetadata),
 	)
 	if err := jobforgev1.RegisterJobServiceHandlerClient(context.Background(), gw, jobforgev1.NewJobServiceClient(inproc)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
+	if opts.QueueService != nil {
+		if err := jobforgev1.RegisterQueueServiceHandlerClient(context.Background(), gw, jobforgev1.NewQueueServiceClient(inproc)); err != nil {
+			return nil, fmt.Errorf("register queue gateway: %w", err)
+		}
+	}
+	if opts.ScheduleService != nil {
+		if err := jobforgev1.RegisterScheduleServiceHandlerClient(context.Background(), gw, jobforgev1.NewScheduleServiceClient(inproc)); err != nil {
+			return nil, fmt.Errorf("register schedule gateway: %w", err)
+		}
+	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", withEventStream(gw, jobforgev1.NewJobServiceClient(inproc), opts.Logger))
+	mux.Handle("/v1/", obs.instrumentHTTP("api", obs.traceREST(
+		guardBody(withEventStream(gw, jobforgev1.NewJobServiceClient(inproc), opts.Logger), opts.MaxBodyBytes))))
+	s.mountOperability(mux, obs)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -113,6 +182,9 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		_ = s.grpcLis.Close()
 		return nil, fmt.Errorf("listen http: %w", err)
 	}
+	if opts.TLSConfig != nil {
+		s.httpLis = tls.NewListener(s.httpLis, opts.TLSConfig)
+	}
 	return s, nil
 }
 
@@ -128,6 +200,8 @@ func incomingHeader(key string) (string, bool) {
 		return requestIDHeader, true
 	case strings.EqualFold(key, idempotencyKeyHeader):
 		return idempotencyKeyHeader, true
+	case strings.EqualFold(key, "Authorization"):
+		return "authorization", true
 	}
 	return "", false
 }
@@ -166,6 +240,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.health.SetServingStatus(jobforgev1.JobService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.watchReadiness(gctx); return nil })
 	g.Go(func() error {
 		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("serve grpc: %w", err)
@@ -200,4 +275,36 @@ func (s *Server) Run(ctx context.Context) error {
 		return httpErr
 	})
 	return g.Wait()
+}
+
+// httpErrorHandler is the gateway's error rendering plus the HTTP headers
+// clients expect: Retry-After on 429/503 (from RetryInfo) and
+// WWW-Authenticate on 401.
+func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st := withErrorInfo(status.Convert(err))
+	var hse *runtime.HTTPStatusError
+	if errors.As(err, &hse) {
+		hse.Err = st.Err() // keep the gateway's own HTTP status (e.g. 405)
+	} else {
+		err = st.Err()
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		}
+	}
+	if st.Code() == codes.Unauthenticated {
+		// The default handler puts the message in WWW-Authenticate; RFC
+		// 6750 wants the scheme there.
+		w = &bearerChallenge{ResponseWriter: w}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+type bearerChallenge struct{ http.ResponseWriter }
+
+func (b *bearerChallenge) WriteHeader(code int) {
+	b.Header().Set("WWW-Authenticate", `Bearer realm="jobforge"`)
+	b.ResponseWriter.WriteHeader(code)
 }

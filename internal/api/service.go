@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/auth"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
 )
@@ -52,14 +53,24 @@ const (
 	maxPageSize     = 1000
 )
 
-// defaultTenant owns every job until authentication assigns tenants.
+// defaultTenant owns every job when authentication is disabled.
 const defaultTenant = "default"
 
-// tenantOf is the tenant of the caller.
-func tenantOf(context.Context) string { return defaultTenant }
+// tenantOf is the tenant of the caller; every lookup goes through it.
+func tenantOf(ctx context.Context) string {
+	if p := auth.FromContext(ctx); p != nil {
+		return p.Tenant
+	}
+	return defaultTenant
+}
 
 // principalOf names the caller in audit fields such as Cancellation.
-func principalOf(context.Context) string { return "anonymous" }
+func principalOf(ctx context.Context) string {
+	if p := auth.FromContext(ctx); p != nil {
+		return p.ID
+	}
+	return anonymous.ID
+}
 
 // Service implements jobforgev1.JobServiceServer.
 type Service struct {
@@ -119,6 +130,9 @@ func (s *Service) ValidateJob(ctx context.Context, j *jobforgev1.Job, field stri
 // payload schemas, cross-field rules) and applies the type's defaults.
 // field is the request path of j, used in field violations.
 func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (queue.NewJob, error) {
+	if p := auth.FromContext(ctx); p != nil && !p.AllowsType(auth.ScopeJobsWrite, j.GetType()) {
+		return queue.NewJob{}, permissionDenied(auth.ScopeJobsWrite + ":" + j.GetType())
+	}
 	typ, ok := s.reg.Lookup(j.GetType())
 	if !ok {
 		return queue.NewJob{}, invalidArgument(violation(field+".type",
@@ -131,6 +145,10 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 			return queue.NewJob{}, invalidArgument(violation(field+".payload", "cannot encode payload: %v", err))
 		}
 		payload = b
+	}
+	if max := typ.MaxPayloadBytes(); len(payload) > max {
+		return queue.NewJob{}, invalidArgument(violation(field+".payload",
+			"payload is %d bytes of JSON; job type %q accepts at most %d", len(payload), typ.Name(), max))
 	}
 	if err := typ.Validate(payload); err != nil {
 		return queue.NewJob{}, payloadError(field, err)

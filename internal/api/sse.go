@@ -90,9 +90,12 @@ func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, log *s
 
 // writeStatus renders a gRPC status error as the gateway would.
 func writeStatus(w http.ResponseWriter, err error) {
-	st := status.Convert(err)
-	b, _ := protojson.Marshal(st.Proto())
+	writeStatusCode(w, runtime.HTTPStatusFromCode(status.Code(err)), err)
+}
+
+func writeStatusCode(w http.ResponseWriter, httpCode int, err error) {
+	b, _ := protojson.Marshal(status.Convert(err).Proto())
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
+	w.WriteHeader(httpCode)
 	_, _ = w.Write(b)
 }

@@ -4,21 +4,21 @@ package app
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jobforge/jobforge/internal/api"
+	"github.com/jobforge/jobforge/internal/auth"
 	"github.com/jobforge/jobforge/internal/config"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
@@ -41,7 +41,7 @@ func registry(cfg config.Config) (*jobs.Registry, error) {
 	return reg, nil
 }
 
-func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slog.Logger) *queue.Worker {
+func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slog.Logger, obs *observability) *queue.Worker {
 	var pools []queue.Pool
 	for _, p := range cfg.Pools {
 		switch p {
@@ -62,6 +62,8 @@ func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slo
 		ShutdownTimeout:      cfg.ShutdownTimeout,
 		Retention:            cfg.Retention,
 		Logger:               log,
+		Metrics:              obs.metrics,
+		TracerProvider:       obs.tracing.Provider,
 	})
 }
 
@@ -72,6 +74,11 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	if err != nil {
 		return err
 	}
+	obs, err := newObservability(ctx, "jobforge-api")
+	if err != nil {
+		return err
+	}
+	defer obs.close(log)
 	redisURL := cfg.RedisURL
 	var embedded *queue.Embedded
 	if redisURL == "" {
@@ -81,13 +88,28 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		defer embedded.Close()
 		redisURL = embedded.URL()
 	}
-	rdb, err := queue.Connect(ctx, redisURL)
+	rdb, err := queue.Connect(ctx, redisURL, redisTLS(cfg))
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	authn, devKey, err := authenticator(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	}
 
-	store := queue.NewStore(rdb, log, queue.StoreOptions{Retention: cfg.Retention, IdempotencyWindow: cfg.IdempotencyWindow})
+	store := queue.NewStore(rdb, log, queue.StoreOptions{
+		Retention: cfg.Retention, IdempotencyWindow: cfg.IdempotencyWindow, MaxWaitingPerTenant: cfg.MaxWaitingPerTenant,
+		Metrics: obs.metrics,
+	})
 	tokenKey, err := store.SharedSecret(ctx, "page-token")
 	if err != nil {
 		return err
@@ -99,28 +121,51 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		DrainDelay:      cfg.DrainDelay,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Ready:           store.Ping,
+		Auth:            authn,
+		Limiter:         queue.NewLimiter(rdb),
+		Limits: api.Limits{
+			PrincipalWrite: cfg.RateWrite, PrincipalRead: cfg.RateRead,
+			TenantWrite: cfg.TenantRateWrite, TenantRead: cfg.TenantRateRead,
+		},
+		MaxBodyBytes:    int64(cfg.MaxBodyBytes),
+		TLSConfig:       tlsConfig,
 		Logger:          log,
+		QueueService:    api.NewQueueService(store, cfg.AllQueues(), log),
+		ScheduleService: api.NewScheduleService(store, svc, log),
+		Metrics:         obs.registry,
+		TracerProvider:  obs.tracing.Provider,
+		Monitoring:      queue.MonitoringHandler(rdb, "/monitoring"),
 	}, svc)
 	if err != nil {
 		return err
 	}
+	admin, err := obs.admin(cfg, log, store.Ping)
+	if err != nil {
+		return err
+	}
+	stats := queue.NewQueueStats(rdb, queue.QueueStatsOptions{Queues: cfg.AllQueues(), Logger: log})
+	obs.registry.MustRegister(stats)
 	if cfg.Dev {
-		w := newWorker(rdb, reg, cfg, log.With("component", "worker"))
+		w := newWorker(rdb, reg, cfg, log.With("component", "worker"), obs)
 		if err := w.Start(); err != nil {
 			return err
 		}
 		// Deferred after rdb.Close, so it runs first: the worker drains
 		// before Redis goes away.
 		defer w.Shutdown()
+		defer runScheduler(ctx, store, log)()
 	}
-	log.Info("api started", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "dev", cfg.Dev, "embedded_store", embedded != nil)
+	log.Info("api started", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "admin_addr", admin.Addr(),
+		"dev", cfg.Dev, "embedded_store", embedded != nil)
 	if cfg.Dev {
-		printBanner(stdout, cfg, srv, embedded)
+		printBanner(stdout, cfg, srv, embedded, devKey)
+		fmt.Fprintf(stdout, "  docs:    http://%s/docs   queues: http://%s/monitoring\n", localAddr(srv.HTTPAddr()), localAddr(srv.HTTPAddr()))
+		fmt.Fprintf(stdout, "  admin:   http://%s/metrics   /readyz   /debug/pprof/\n\n", localAddr(admin.Addr()))
 	}
-	return srv.Run(ctx)
+	return serveAPI(ctx, srv, admin, stats)
 }
 
-func printBanner(w io.Writer, cfg config.Config, srv *api.Server, embedded *queue.Embedded) {
+func printBanner(w io.Writer, cfg config.Config, srv *api.Server, embedded *queue.Embedded, devKey string) {
 	httpURL := "http://" + localAddr(srv.HTTPAddr())
 	grpcAddr := localAddr(srv.GRPCAddr())
 	fmt.Fprintln(w, "\njobforge is running in development mode")
@@ -133,10 +178,25 @@ func printBanner(w io.Writer, cfg config.Config, srv *api.Server, embedded *queu
 	}
 	fmt.Fprintf(w, "  worker:  in-process (io pool: %s x%d; cpu pool: %s x%d)\n",
 		weights(cfg.Queues), cfg.Concurrency, weights(cfg.CPUQueues), cfg.CPUConcurrency)
-	fmt.Fprintf(w, "  REST:    %s       try: curl -s %s/v1/jobTypes\n", httpURL, httpURL)
-	fmt.Fprintf(w, "  gRPC:    %s         try: grpcurl -plaintext %s list\n", grpcAddr, grpcAddr)
-	fmt.Fprintf(w, "  OpenAPI: %s/openapi.json\n", httpURL)
-	fmt.Fprintf(w, "  submit:  curl -s -XPOST %s/v1/jobs -d '{\"type\":\"primes\",\"payload\":{\"limit\":1000000}}'\n\n", httpURL)
+	fmt.Fprintf(w, "  REST:    %s   OpenAPI: %s/openapi.json\n", httpURL, httpURL)
+	fmt.Fprintf(w, "  gRPC:    %s   (reflection and health need no key)\n", grpcAddr)
+	auth := `-H "Authorization: Bearer $JF_KEY"`
+	switch {
+	case cfg.AuthDisabled:
+		fmt.Fprintln(w, "  auth:    DISABLED: every caller has full access")
+		auth = ""
+	case devKey != "" && devKey == cfg.DevKey:
+		fmt.Fprintln(w, "  auth:    the key in JOBFORGE_DEV_KEY has full access to tenant \"dev\"")
+		fmt.Fprintln(w, "           export JF_KEY=\"$JOBFORGE_DEV_KEY\"")
+	case devKey != "":
+		fmt.Fprintf(w, "  auth:    generated dev API key (full access to tenant \"dev\"), also in %s:\n", devKeyFile)
+		fmt.Fprintf(w, "           export JF_KEY=%s\n", devKey)
+	default:
+		fmt.Fprintln(w, "  auth:    API keys / JWT as configured; export JF_KEY=<your key>")
+	}
+	fmt.Fprintf(w, "  try:     curl -s %s %s/v1/jobTypes\n", auth, httpURL)
+	fmt.Fprintf(w, "           curl -s %s -XPOST %s/v1/jobs -d '{\"type\":\"primes\",\"payload\":{\"limit\":1000000}}'\n", auth, httpURL)
+	fmt.Fprintf(w, "           grpcurl -plaintext %s list\n\n", grpcAddr)
 }
 
 func localAddr(addr string) string {
@@ -167,58 +227,104 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rdb, err := queue.Connect(ctx, cfg.RedisURL)
+	obs, err := newObservability(ctx, "jobforge-worker")
+	if err != nil {
+		return err
+	}
+	defer obs.close(log)
+	rdb, err := queue.Connect(ctx, cfg.RedisURL, redisTLS(cfg))
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 
-	w := newWorker(rdb, reg, cfg, log)
-	store := queue.NewStore(rdb, log)
-	var stopping atomic.Bool
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) { _, _ = rw.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
-		if stopping.Load() {
-			http.Error(rw, "shutting down\n", http.StatusServiceUnavailable)
-			return
-		}
-		pctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := store.Ping(pctx); err != nil {
-			http.Error(rw, "redis unreachable\n", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = rw.Write([]byte("ok\n"))
-	})
-	lis, err := net.Listen("tcp", cfg.AdminAddr)
+	w := newWorker(rdb, reg, cfg, log, obs)
+	store := queue.NewStore(rdb, log, queue.StoreOptions{Metrics: obs.metrics})
+	admin, err := obs.admin(cfg, log, store.Ping)
 	if err != nil {
-		return fmt.Errorf("listen admin: %w", err)
-	}
-	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-
-	if err := w.Start(); err != nil {
-		_ = lis.Close()
 		return err
 	}
-	log.Info("worker started", "admin_addr", lis.Addr().String(), "pools", cfg.Pools,
+
+	if err := w.Start(); err != nil {
+		_ = admin.Shutdown()
+		return err
+	}
+	log.Info("worker started", "admin_addr", admin.Addr(), "pools", cfg.Pools,
 		"queues", weights(cfg.Queues), "cpu_queues", weights(cfg.CPUQueues))
 
 	g, gctx := errgroup.WithContext(ctx)
+	sched := queue.NewScheduler(store, queue.SchedulerOptions{Logger: log.With("component", "scheduler")})
+	g.Go(func() error { return sched.Run(gctx) })
+	drained := make(chan struct{})
+	g.Go(func() error { return admin.Run(gctx, drained) })
 	g.Go(func() error {
-		if err := admin.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve admin: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
+		defer close(drained) // the admin port closes once the jobs are drained
 		<-gctx.Done()
-		stopping.Store(true)
+		admin.SetStopping()
 		log.Info("worker stopping; draining running jobs", "timeout", cfg.ShutdownTimeout)
 		w.Shutdown()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return admin.Shutdown(sctx)
+		return nil
 	})
 	return g.Wait()
+}
+
+// runScheduler runs the schedules' job creation in the background (every
+// worker process runs one; replicas need no coordination) and returns a
+// function that stops it and waits for it.
+func runScheduler(ctx context.Context, store *queue.Store, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	sched := queue.NewScheduler(store, queue.SchedulerOptions{Logger: log.With("component", "scheduler")})
+	go func() { defer close(done); _ = sched.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+func redisTLS(cfg config.Config) queue.TLSFiles {
+	return queue.TLSFiles{CA: cfg.RedisCA, Cert: cfg.RedisCert, Key: cfg.RedisKey}
+}
+
+// devKeyFile is where dev mode writes a generated API key, so scripts and
+// the README's examples can read it.
+const devKeyFile = ".jobforge/dev-key"
+
+// authenticator builds the API's authenticator from the configured API keys
+// and JWT settings. In dev mode without either it accepts one dev key with
+// full access to tenant "dev": JOBFORGE_DEV_KEY, or a generated one (returned
+// as devKey so the banner can show it). It returns nil when authentication
+// is disabled explicitly.
+func authenticator(ctx context.Context, cfg config.Config) (a *auth.Authenticator, devKey string, err error) {
+	if cfg.AuthDisabled {
+		return nil, "", nil
+	}
+	var keys []auth.Key
+	if cfg.APIKeysFile != "" {
+		if keys, err = auth.LoadKeys(cfg.APIKeysFile); err != nil {
+			return nil, "", err
+		}
+	}
+	var jwtv *auth.JWTVerifier
+	if cfg.JWTJWKS != "" {
+		if jwtv, err = auth.NewJWTVerifier(ctx, auth.JWTConfig{
+			JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+			Algorithms: cfg.JWTAlgorithms, TenantClaim: cfg.JWTTenantClaim,
+		}); err != nil {
+			return nil, "", err
+		}
+	}
+	if cfg.Dev && len(keys) == 0 && jwtv == nil {
+		devKey = cfg.DevKey
+		if devKey == "" {
+			token, _, err := auth.NewKey("dev", "dev", auth.AllScopes, nil)
+			if err != nil {
+				return nil, "", err
+			}
+			devKey = token
+			if err := os.MkdirAll(filepath.Dir(devKeyFile), 0o700); err == nil {
+				_ = os.WriteFile(devKeyFile, []byte(devKey+"\n"), 0o600)
+			}
+		}
+		keys = []auth.Key{auth.HashedKey(devKey, "dev", "dev", auth.AllScopes)}
+	}
+	a, err = auth.New(keys, jwtv)
+	return a, devKey, err
 }

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jobforge/jobforge/internal/telemetry"
 )
 
 // Config is the configuration of cmd/api and cmd/worker. Each field has a
@@ -25,7 +27,7 @@ type Config struct {
 
 	GRPCAddr  string // JOBFORGE_GRPC_ADDR
 	HTTPAddr  string // JOBFORGE_HTTP_ADDR
-	AdminAddr string // JOBFORGE_ADMIN_ADDR (worker: /healthz, /readyz)
+	AdminAddr string // JOBFORGE_ADMIN_ADDR: /metrics, /healthz, /readyz, /debug/pprof/
 
 	Queues         map[string]int // JOBFORGE_QUEUES: I/O pool queues and weights
 	CPUQueues      map[string]int // JOBFORGE_CPU_QUEUES: CPU pool queues and weights
@@ -42,6 +44,26 @@ type Config struct {
 
 	LogLevel  slog.Level // JOBFORGE_LOG_LEVEL
 	LogFormat string     // JOBFORGE_LOG_FORMAT: json or text
+
+	// Security (API).
+	APIKeysFile    string   // JOBFORGE_API_KEYS_FILE
+	JWTJWKS        string   // JOBFORGE_JWT_JWKS: file or http(s) URL
+	JWTIssuer      string   // JOBFORGE_JWT_ISSUER
+	JWTAudience    string   // JOBFORGE_JWT_AUDIENCE
+	JWTAlgorithms  []string // JOBFORGE_JWT_ALGORITHMS
+	JWTTenantClaim string   // JOBFORGE_JWT_TENANT_CLAIM
+	AuthDisabled   bool     // JOBFORGE_AUTH_DISABLED
+	DevKey         string   // JOBFORGE_DEV_KEY (dev mode only)
+
+	RateWrite, RateRead             int // JOBFORGE_RATE_LIMIT_WRITE / _READ (per principal, req/s)
+	TenantRateWrite, TenantRateRead int // JOBFORGE_TENANT_RATE_LIMIT_WRITE / _READ
+	MaxWaitingPerTenant             int // JOBFORGE_MAX_WAITING_PER_TENANT
+	MaxBodyBytes                    int // JOBFORGE_MAX_BODY_BYTES
+
+	TLSCert, TLSKey string // JOBFORGE_TLS_CERT, JOBFORGE_TLS_KEY
+
+	// Redis TLS (rediss://): CA bundle and optional client certificate.
+	RedisCA, RedisCert, RedisKey string // JOBFORGE_REDIS_CA, _CERT, _KEY
 }
 
 // Program selects the flags that apply.
@@ -70,6 +92,8 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		poll, delayed, retention, stop    string
 		idemWindow                        string
 		drain, concurrency, cpuConcurrent string
+		jwtAlgs, rateW, rateR, tRateW     string
+		tRateR, maxWaiting, maxBody       string
 	)
 	envDev, devErr := false, error(nil)
 	if v := getenv("JOBFORGE_DEV"); v != "" {
@@ -88,15 +112,33 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&pools, "pools", env("JOBFORGE_POOLS", "io,cpu"), "worker pools to run: io, cpu (env JOBFORGE_POOLS)")
 	fs.StringVar(&concurrency, "concurrency", env("JOBFORGE_CONCURRENCY", "32"), "I/O pool slots (env JOBFORGE_CONCURRENCY)")
 	fs.StringVar(&cpuConcurrent, "cpu-concurrency", env("JOBFORGE_CPU_CONCURRENCY", "0"), "CPU pool slots, 0 = one per core (env JOBFORGE_CPU_CONCURRENCY)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("JOBFORGE_ADMIN_ADDR", ":8081"), "admin listen address: /metrics, /healthz, /readyz, /debug/pprof/ (env JOBFORGE_ADMIN_ADDR)")
 	switch p {
 	case API:
 		fs.StringVar(&c.GRPCAddr, "grpc-addr", env("JOBFORGE_GRPC_ADDR", ":9090"), "gRPC listen address (env JOBFORGE_GRPC_ADDR)")
 		fs.StringVar(&c.HTTPAddr, "http-addr", env("JOBFORGE_HTTP_ADDR", ":8080"), "REST gateway listen address (env JOBFORGE_HTTP_ADDR)")
 		fs.StringVar(&drain, "drain-delay", env("JOBFORGE_DRAIN_DELAY", "0s"), "time between readiness off and closing listeners (env JOBFORGE_DRAIN_DELAY)")
 		fs.BoolVar(&c.Dev, "dev", envDev, "development mode: in-process worker; embedded in-memory store when REDIS_URL is unset (env JOBFORGE_DEV)")
-	case Worker:
-		fs.StringVar(&c.AdminAddr, "admin-addr", env("JOBFORGE_ADMIN_ADDR", ":8081"), "health endpoints listen address (env JOBFORGE_ADMIN_ADDR)")
+		fs.StringVar(&c.APIKeysFile, "api-keys-file", env("JOBFORGE_API_KEYS_FILE", ""), "JSON file of API keys (hashes only), e.g. a mounted Secret (env JOBFORGE_API_KEYS_FILE)")
+		fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("JOBFORGE_JWT_JWKS", ""), "JWKS file or URL for JWT bearer tokens (env JOBFORGE_JWT_JWKS)")
+		fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("JOBFORGE_JWT_ISSUER", ""), "required JWT iss (env JOBFORGE_JWT_ISSUER)")
+		fs.StringVar(&c.JWTAudience, "jwt-audience", env("JOBFORGE_JWT_AUDIENCE", ""), "required JWT aud (env JOBFORGE_JWT_AUDIENCE)")
+		fs.StringVar(&jwtAlgs, "jwt-algorithms", env("JOBFORGE_JWT_ALGORITHMS", "RS256,ES256"), "accepted JWT algorithms (env JOBFORGE_JWT_ALGORITHMS)")
+		fs.StringVar(&c.JWTTenantClaim, "jwt-tenant-claim", env("JOBFORGE_JWT_TENANT_CLAIM", "tenant"), "JWT claim holding the tenant (env JOBFORGE_JWT_TENANT_CLAIM)")
+		fs.BoolVar(&c.AuthDisabled, "auth-disabled", getenv("JOBFORGE_AUTH_DISABLED") == "true", "serve without authentication: every caller has full access to the default tenant (env JOBFORGE_AUTH_DISABLED=true)")
+		fs.StringVar(&rateW, "rate-limit-write", env("JOBFORGE_RATE_LIMIT_WRITE", "200"), "write requests per second per caller; 0 = off (env JOBFORGE_RATE_LIMIT_WRITE)")
+		fs.StringVar(&rateR, "rate-limit-read", env("JOBFORGE_RATE_LIMIT_READ", "1000"), "read requests per second per caller; 0 = off (env JOBFORGE_RATE_LIMIT_READ)")
+		fs.StringVar(&tRateW, "tenant-rate-limit-write", env("JOBFORGE_TENANT_RATE_LIMIT_WRITE", "1000"), "write requests per second per tenant; 0 = off (env JOBFORGE_TENANT_RATE_LIMIT_WRITE)")
+		fs.StringVar(&tRateR, "tenant-rate-limit-read", env("JOBFORGE_TENANT_RATE_LIMIT_READ", "5000"), "read requests per second per tenant; 0 = off (env JOBFORGE_TENANT_RATE_LIMIT_READ)")
+		fs.StringVar(&maxWaiting, "max-waiting-per-tenant", env("JOBFORGE_MAX_WAITING_PER_TENANT", "100000"), "pending+scheduled jobs a tenant may have; 0 = no cap (env JOBFORGE_MAX_WAITING_PER_TENANT)")
+		fs.StringVar(&maxBody, "max-body-bytes", env("JOBFORGE_MAX_BODY_BYTES", "4194304"), "largest REST request body / gRPC message (env JOBFORGE_MAX_BODY_BYTES)")
+		fs.StringVar(&c.TLSCert, "tls-cert", env("JOBFORGE_TLS_CERT", ""), "TLS certificate file for gRPC and HTTP (env JOBFORGE_TLS_CERT)")
+		fs.StringVar(&c.TLSKey, "tls-key", env("JOBFORGE_TLS_KEY", ""), "TLS key file (env JOBFORGE_TLS_KEY)")
+		c.DevKey = getenv("JOBFORGE_DEV_KEY")
 	}
+	fs.StringVar(&c.RedisCA, "redis-ca", env("JOBFORGE_REDIS_CA", ""), "CA bundle for rediss:// (env JOBFORGE_REDIS_CA)")
+	fs.StringVar(&c.RedisCert, "redis-cert", env("JOBFORGE_REDIS_CERT", ""), "client certificate for rediss:// (env JOBFORGE_REDIS_CERT)")
+	fs.StringVar(&c.RedisKey, "redis-key", env("JOBFORGE_REDIS_KEY", ""), "client key for rediss:// (env JOBFORGE_REDIS_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -185,6 +227,37 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log-format", fmt.Errorf("want json or text, got %q", c.LogFormat))
 	}
+	if p == API {
+		for _, a := range strings.Split(jwtAlgs, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				if a == "none" || strings.HasPrefix(a, "HS") {
+					bad("jwt-algorithms", fmt.Errorf("%q is not allowed: use asymmetric algorithms (RS*, PS*, ES*, EdDSA)", a))
+				}
+				c.JWTAlgorithms = append(c.JWTAlgorithms, a)
+			}
+		}
+		c.RateWrite = parseInt("rate-limit-write", rateW, 0, 1_000_000)
+		c.RateRead = parseInt("rate-limit-read", rateR, 0, 1_000_000)
+		c.TenantRateWrite = parseInt("tenant-rate-limit-write", tRateW, 0, 1_000_000)
+		c.TenantRateRead = parseInt("tenant-rate-limit-read", tRateR, 0, 1_000_000)
+		c.MaxWaitingPerTenant = parseInt("max-waiting-per-tenant", maxWaiting, 0, 1_000_000_000)
+		c.MaxBodyBytes = parseInt("max-body-bytes", maxBody, 1024, 64<<20)
+		if c.JWTJWKS != "" && (c.JWTIssuer == "" || c.JWTAudience == "") {
+			bad("jwt-jwks", errors.New("JWT verification needs -jwt-issuer and -jwt-audience too"))
+		}
+		if (c.TLSCert == "") != (c.TLSKey == "") {
+			bad("tls-cert", errors.New("-tls-cert and -tls-key go together"))
+		}
+		if !c.Dev && !c.AuthDisabled && c.APIKeysFile == "" && c.JWTJWKS == "" {
+			bad("api-keys-file", errors.New("no authentication configured: set JOBFORGE_API_KEYS_FILE and/or JOBFORGE_JWT_JWKS, or JOBFORGE_AUTH_DISABLED=true to serve without authentication"))
+		}
+		if c.DevKey != "" && !c.Dev {
+			bad("dev", errors.New("JOBFORGE_DEV_KEY is only honoured in dev mode (-dev)"))
+		}
+	}
+	if (c.RedisCert == "") != (c.RedisKey == "") {
+		bad("redis-cert", errors.New("-redis-cert and -redis-key go together"))
+	}
 	if c.RedisURL == "" && !c.Dev {
 		bad("redis-url", errors.New("REDIS_URL is required (or run the API with -dev for an embedded in-memory store)"))
 	}
@@ -232,10 +305,11 @@ func (c Config) AllQueues() []string {
 }
 
 // Logger builds the process logger: JSON for production, text for dev.
+// Lines logged with a traced context carry trace_id and span_id.
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
 }

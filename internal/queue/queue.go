@@ -10,9 +10,12 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -51,6 +54,7 @@ const (
 	headerTimeout   = "jf-timeout-ms" // per-attempt timeout in milliseconds
 	headerRetry     = "jf-retry"      // RetryPolicy.encode()
 	headerNotBefore = "jf-not-before" // schedule time, Unix microseconds
+	headerTenant    = "jf-tenant"     // owner of the job
 )
 
 // StateError is returned when an operation does not apply to the job's
@@ -62,6 +66,14 @@ type StateError struct {
 
 func (e *StateError) Error() string {
 	return fmt.Sprintf("cannot %s a job in state %s", e.Op, e.State)
+}
+
+// QuotaError is returned when a tenant has as many waiting (pending or
+// scheduled) jobs as it may.
+type QuotaError struct{ Limit int }
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("too many waiting jobs: the tenant may have at most %d pending or scheduled jobs", e.Limit)
 }
 
 // IdempotencyConflictError is returned when an idempotency key was used
@@ -86,18 +98,71 @@ func jobKeys(id string) []string { return []string{jobKey(id), eventsKey(id), er
 // create time in microseconds.
 func indexKey(tenant string) string { return keyPrefix + "index:{" + tenant + "}" }
 
+// waitingKey holds a tenant's jobs that have not started (PENDING,
+// SCHEDULED), for the per-tenant quota.
+func waitingKey(tenant string) string { return keyPrefix + "waiting:{" + tenant + "}" }
+
 // idemKey remembers an idempotency key of a tenant.
 func idemKey(tenant, key string) string { return keyPrefix + "idem:{" + tenant + "}:" + key }
 
 // cancelChannel carries the ids of running jobs that were cancelled.
 const cancelChannel = keyPrefix + "cancel"
 
+// TLSFiles are optional PEM files for rediss:// connections: a CA bundle
+// to verify the server and a client certificate and key.
+type TLSFiles struct {
+	CA, Cert, Key string
+}
+
+func (f TLSFiles) apply(cfg *tls.Config) (*tls.Config, error) {
+	if f.CA == "" && f.Cert == "" {
+		return cfg, nil
+	}
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if f.CA != "" {
+		pem, err := os.ReadFile(f.CA)
+		if err != nil {
+			return nil, fmt.Errorf("read redis CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis CA %s: no certificates", f.CA)
+		}
+		cfg.RootCAs = pool
+	}
+	if f.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("load redis client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
 // Connect opens a go-redis client for a redis://, rediss://, redis-socket://
-// or redis-sentinel:// URL and checks that the server answers.
-func Connect(ctx context.Context, url string) (redis.UniversalClient, error) {
+// or redis-sentinel:// URL and checks that the server answers. tlsFiles
+// (optional) configure certificate checks for rediss://.
+func Connect(ctx context.Context, url string, tlsFiles ...TLSFiles) (redis.UniversalClient, error) {
 	opt, err := asynq.ParseRedisURI(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	if len(tlsFiles) > 0 {
+		switch o := opt.(type) {
+		case asynq.RedisClientOpt:
+			if o.TLSConfig, err = tlsFiles[0].apply(o.TLSConfig); err != nil {
+				return nil, err
+			}
+			opt = o
+		case asynq.RedisFailoverClientOpt:
+			if o.TLSConfig, err = tlsFiles[0].apply(o.TLSConfig); err != nil {
+				return nil, err
+			}
+			opt = o
+		}
 	}
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {

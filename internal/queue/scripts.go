@@ -1,6 +1,22 @@
 package queue
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// loadScripts loads every lifecycle script, for pipelines that call them by
+// SHA (pipelines cannot fall back from EVALSHA to EVAL per command).
+func loadScripts(ctx context.Context, rdb redis.Scripter) error {
+	for _, sc := range []*redis.Script{createScript, startScript, progressScript, finishScript, cancelScript, retryScript} {
+		if err := sc.Load(ctx, rdb).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	return nil
+}
 
 // Lua scripts that move a job through its lifecycle. Each runs in one round
 // trip, touches only the keys of one job (one hash tag, so one Redis Cluster

@@ -26,6 +26,8 @@ type Store struct {
 	log        *slog.Logger
 	retention  time.Duration
 	idemWindow time.Duration
+	maxWaiting int
+	metrics    *Metrics
 	now        func() time.Time
 }
 
@@ -36,6 +38,11 @@ type StoreOptions struct {
 	Retention time.Duration
 	// IdempotencyWindow is how long idempotency keys are remembered.
 	IdempotencyWindow time.Duration
+	// MaxWaitingPerTenant caps a tenant's pending plus scheduled jobs;
+	// 0 means no cap.
+	MaxWaitingPerTenant int
+	// Metrics counts created and cancelled jobs; nil counts nothing.
+	Metrics *Metrics
 }
 
 // NewStore returns a Store on rdb. The caller owns rdb and closes it after
@@ -49,6 +56,8 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 		if opts[0].IdempotencyWindow > 0 {
 			o.IdempotencyWindow = opts[0].IdempotencyWindow
 		}
+		o.MaxWaitingPerTenant = opts[0].MaxWaitingPerTenant
+		o.Metrics = opts[0].Metrics
 	}
 	return &Store{
 		rdb:        rdb,
@@ -57,6 +66,8 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 		log:        log,
 		retention:  o.Retention,
 		idemWindow: o.IdempotencyWindow,
+		maxWaiting: o.MaxWaitingPerTenant,
+		metrics:    o.Metrics,
 		now:        time.Now,
 	}
 }
@@ -111,9 +122,11 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed boo
 	}
 	rec, fields := s.newRecord(nj)
 	var created *redis.Cmd
+	var waiting *redis.IntCmd
 	err = s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		created = createScript.EvalSha(ctx, pipe, jobKeys(rec.ID), append([]any{micros(rec.CreateTime), string(rec.State), rec.Tenant}, fields...)...)
-		pipe.ZAdd(ctx, indexKey(rec.Tenant), redis.Z{Score: float64(rec.CreateTime.UnixMicro()), Member: rec.ID})
+		s.addWrites(ctx, pipe, rec)
+		waiting = pipe.ZCard(ctx, waitingKey(rec.Tenant))
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("write job record: %w", err)
@@ -123,11 +136,16 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed boo
 		existing, err := s.Get(ctx, nj.Tenant, nj.ID)
 		return existing, err == nil, err
 	}
+	if s.maxWaiting > 0 && waiting.Val() > int64(s.maxWaiting) {
+		s.remove(context.WithoutCancel(ctx), rec)
+		return nil, false, &QuotaError{Limit: s.maxWaiting}
+	}
 	if err := s.enqueue(ctx, rec); err != nil {
 		// Without its task the record would stay PENDING forever.
 		s.remove(context.WithoutCancel(ctx), rec)
 		return nil, false, err
 	}
+	s.metrics.JobCreated(rec.Type, rec.Queue)
 	return rec, false, nil
 }
 
@@ -145,8 +163,8 @@ func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) erro
 		if try > 0 || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
 			return err
 		}
-		if err := createScript.Load(ctx, s.rdb).Err(); err != nil {
-			return fmt.Errorf("load script: %w", err)
+		if err := loadScripts(ctx, s.rdb); err != nil {
+			return err
 		}
 	}
 }
@@ -246,9 +264,13 @@ func (s *Store) newRecord(nj NewJob) (*Record, []any) {
 	return rec, fields
 }
 
-// task builds the asynq task of a record.
-func (s *Store) task(rec *Record) (*asynq.Task, []asynq.Option) {
-	headers := map[string]string{headerTimeout: strconv.FormatInt(rec.Timeout.Milliseconds(), 10)}
+// task builds the asynq task of a record. Its headers carry ctx's trace
+// context to the worker (see observe.go).
+func (s *Store) task(ctx context.Context, rec *Record) (*asynq.Task, []asynq.Option) {
+	headers := map[string]string{
+		headerTimeout: strconv.FormatInt(rec.Timeout.Milliseconds(), 10),
+		headerTenant:  rec.Tenant,
+	}
 	if !rec.RetryPolicy.IsZero() {
 		headers[headerRetry] = rec.RetryPolicy.encode()
 	}
@@ -268,15 +290,23 @@ func (s *Store) task(rec *Record) (*asynq.Task, []asynq.Option) {
 		headers[headerNotBefore] = strconv.FormatInt(rec.ScheduleTime.UnixMicro(), 10)
 		opts = append(opts, asynq.ProcessAt(rec.ScheduleTime))
 	}
+	annotateTask(ctx, headers, rec.ScheduleTime, s.now())
 	return asynq.NewTaskWithHeaders(rec.Type, rec.Payload, headers), opts
 }
 
 func (s *Store) enqueue(ctx context.Context, rec *Record) error {
-	task, opts := s.task(rec)
+	task, opts := s.task(ctx, rec)
 	if _, err := s.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue job: %w", err)
 	}
 	return nil
+}
+
+// addWrites queues the index and quota writes of a new job.
+func (s *Store) addWrites(ctx context.Context, pipe redis.Pipeliner, rec *Record) {
+	score := float64(rec.CreateTime.UnixMicro())
+	pipe.ZAdd(ctx, indexKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
+	pipe.ZAdd(ctx, waitingKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
 }
 
 // remove deletes a job that could not be enqueued.
@@ -284,6 +314,7 @@ func (s *Store) remove(ctx context.Context, rec *Record) {
 	pipe := s.rdb.Pipeline()
 	pipe.Del(ctx, jobKeys(rec.ID)...)
 	pipe.ZRem(ctx, indexKey(rec.Tenant), rec.ID)
+	pipe.ZRem(ctx, waitingKey(rec.Tenant), rec.ID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		s.log.ErrorContext(ctx, "remove record of job that failed to enqueue", "job_id", rec.ID, "error", err)
 	}
@@ -326,11 +357,17 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 		}
 		recs[i], fields[i] = s.newRecord(nj)
 	}
+	waiting := map[string]*redis.IntCmd{}
 	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		for _, i := range plain {
 			if rec := recs[i]; rec != nil {
 				createScript.EvalSha(ctx, pipe, jobKeys(rec.ID), append([]any{micros(rec.CreateTime), string(rec.State), rec.Tenant}, fields[i]...)...)
-				pipe.ZAdd(ctx, indexKey(rec.Tenant), redis.Z{Score: float64(rec.CreateTime.UnixMicro()), Member: rec.ID})
+				s.addWrites(ctx, pipe, rec)
+			}
+		}
+		for _, i := range plain {
+			if rec := recs[i]; rec != nil && waiting[rec.Tenant] == nil {
+				waiting[rec.Tenant] = pipe.ZCard(ctx, waitingKey(rec.Tenant))
 			}
 		}
 	})
@@ -339,6 +376,20 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 			results[i].Err = fmt.Errorf("write job records: %w", err)
 		}
 		return results
+	}
+	if s.maxWaiting > 0 {
+		for tenant, n := range waiting {
+			if n.Val() <= int64(s.maxWaiting) {
+				continue
+			}
+			for _, i := range plain {
+				if rec := recs[i]; rec != nil && rec.Tenant == tenant {
+					s.remove(context.WithoutCancel(ctx), rec)
+					recs[i] = nil
+					results[i].Err = &QuotaError{Limit: s.maxWaiting}
+				}
+			}
+		}
 	}
 	const parallel = 16
 	sem := make(chan struct{}, parallel)
@@ -376,6 +427,11 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 					results[i] = CreateResult{Err: fmt.Errorf("not created: another item failed: %w", failed)}
 				}
 			}
+		}
+	}
+	for _, i := range plain {
+		if r := results[i]; r.Err == nil && r.Record != nil && !r.Existed {
+			s.metrics.JobCreated(r.Record.Type, r.Record.Queue)
 		}
 	}
 	return results
@@ -417,10 +473,14 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*Rec
 	if ok == 0 {
 		return nil, &StateError{Op: "cancel", State: prev}
 	}
+	if err := s.rdb.ZRem(ctx, waitingKey(tenant), id).Err(); err != nil {
+		s.log.WarnContext(ctx, "remove cancelled job from waiting set", "job_id", id, "error", err)
+	}
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.JobCancelled(rec.Type, rec.Queue)
 	if prev == StateRunning {
 		if err := s.rdb.Publish(ctx, cancelChannel, id).Err(); err != nil {
 			// Workers also poll the state of their running jobs.
@@ -449,6 +509,9 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (*Record, error) {
 	prev := State(fmt.Sprint(res[1]))
 	if ok == 0 {
 		return nil, &StateError{Op: "retry", State: prev}
+	}
+	if err := s.rdb.ZAdd(ctx, waitingKey(tenant), redis.Z{Score: float64(s.now().UnixMicro()), Member: id}).Err(); err != nil {
+		s.log.WarnContext(ctx, "add retried job to waiting set", "job_id", id, "error", err)
 	}
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobforge/jobforge/jobs"
 )
@@ -47,6 +48,11 @@ type WorkerOptions struct {
 	// running jobs, in case a cancellation message was missed. Default 1s.
 	CancelCheckInterval time.Duration
 	Logger              *slog.Logger
+	// Metrics records job and slot metrics; nil records none.
+	Metrics *Metrics
+	// TracerProvider traces each attempt as a child of the request that
+	// created the job (see observe.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker runs job handlers for the tasks in its pools' queues.
@@ -120,7 +126,7 @@ func (w *Worker) Start() error {
 	w.stop = cancel
 	h := asynq.HandlerFunc(w.process)
 	for i, srv := range w.servers {
-		if err := srv.Start(h); err != nil {
+		if err := srv.Start(w.instrument(w.opts.Pools[i], h)); err != nil {
 			for _, started := range w.servers[:i] {
 				started.Shutdown()
 			}
@@ -249,7 +255,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	res, err := startScript.Run(ctx, w.rdb, keys, micros(w.now())).Slice()
+	res, err := w.start(ctx, keys, t.Headers()[headerTenant], id)
 	switch {
 	case errors.Is(err, redis.Nil):
 		log.WarnContext(ctx, "job record is gone; skipping task")
@@ -262,6 +268,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	}
 	attempt := int(res[1].(int64))
 	log = log.With("attempt", attempt)
+	w.attemptStarted(ctx, attempt)
 
 	timeout := typ.Timeout()
 	if ms, err := strconv.ParseInt(t.Headers()[headerTimeout], 10, 64); err == nil && ms > 0 {
@@ -317,6 +324,26 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	return herr
 }
 
+// start marks the job RUNNING and takes it out of its tenant's waiting set,
+// in one round trip.
+func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) ([]any, error) {
+	for try := 0; ; try++ {
+		pipe := w.rdb.Pipeline()
+		res := startScript.EvalSha(ctx, pipe, keys, micros(w.now()))
+		if tenant != "" {
+			pipe.ZRem(ctx, waitingKey(tenant), id)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil && try == 0 && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			if err := loadScripts(ctx, w.rdb); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		return res.Slice()
+	}
+}
+
 // finish records the outcome of an attempt. It runs even when the attempt's
 // context is done (timeouts), bounded by its own short deadline.
 func (w *Worker) finish(ctx context.Context, log *slog.Logger, keys []string, state State, result json.RawMessage, aerr *AttemptError) {
@@ -330,10 +357,13 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, keys []string, st
 	}
 	retention := max(int64(w.opts.Retention/time.Second), 1)
 	expire := now.Add(time.Duration(retention) * time.Second)
-	err := finishScript.Run(ctx, w.rdb, keys,
-		string(state), micros(now), retention, micros(expire), string(result), string(errJSON)).Err()
+	got, err := finishScript.Run(ctx, w.rdb, keys,
+		string(state), micros(now), retention, micros(expire), string(result), string(errJSON)).Text()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		log.ErrorContext(ctx, "record job outcome", "state", state, "error", err)
+	}
+	if !errors.Is(err, redis.Nil) && (err != nil || got == string(state)) {
+		w.attemptFinished(ctx, state) // not when the job was cancelled or removed meanwhile
 	}
 }
 

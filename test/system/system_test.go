@@ -27,6 +27,7 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 type cluster struct {
 	api, worker *process
 	baseURL     string
+	bearer      string // Authorization: Bearer value, when set
 	grpc        jobforgev1.JobServiceClient
 	conn        *grpc.ClientConn
 }
@@ -34,9 +35,10 @@ type cluster struct {
 func newCluster(t *testing.T, redisURL string, workerArgs ...string) *cluster {
 	t.Helper()
 	apiBin, workerBin := binaries(t)
-	env := []string{"REDIS_URL=" + redisURL, "JOBFORGE_LOG_LEVEL=debug"}
+	// Authentication has its own tests; here every caller has full access.
+	env := []string{"REDIS_URL=" + redisURL, "JOBFORGE_LOG_LEVEL=debug", "JOBFORGE_AUTH_DISABLED=true"}
 	c := &cluster{}
-	c.api = start(t, apiBin, env, "api started", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
+	c.api = start(t, apiBin, env, "api started", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
 	c.worker = start(t, workerBin, env, "worker started",
 		append([]string{"-admin-addr", "127.0.0.1:0", "-poll-interval", "5ms", "-delayed-check-interval", "100ms"}, workerArgs...)...)
 	c.baseURL = "http://" + c.api.field("api started", "http_addr")
@@ -50,14 +52,23 @@ func newCluster(t *testing.T, redisURL string, workerArgs ...string) *cluster {
 
 func (c *cluster) post(t *testing.T, path, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(c.baseURL+path, "application/json", strings.NewReader(body))
-	require.NoError(t, err)
-	return decode(t, resp)
+	return c.do(t, http.MethodPost, path, body)
 }
 
 func (c *cluster) get(t *testing.T, path string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(c.baseURL + path)
+	return c.do(t, http.MethodGet, path, "")
+}
+
+func (c *cluster) do(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, c.baseURL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	return decode(t, resp)
 }
@@ -263,12 +274,19 @@ func TestHealthReflectionAndShutdown(t *testing.T) {
 func TestDevModeEmbeddedStore(t *testing.T) {
 	t.Parallel()
 	apiBin, _ := binaries(t)
-	p := start(t, apiBin, []string{"REDIS_URL=", "JOBFORGE_LOG_FORMAT=json"}, "api started",
-		"-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
+	const devKey = "system-test-dev-key-0123456789"
+	p := start(t, apiBin, []string{"REDIS_URL=", "JOBFORGE_LOG_FORMAT=json", "JOBFORGE_DEV_KEY=" + devKey}, "api started",
+		"-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
 	require.Equal(t, "true", fmt.Sprint(p.lines[len(p.lines)-1]["embedded_store"]))
 	redistest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(p.output(), "NOT DURABLE") },
 		"banner says the store is not durable")
-	c := &cluster{baseURL: "http://" + p.field("api started", "http_addr")}
+	c := &cluster{baseURL: "http://" + p.field("api started", "http_addr"), bearer: devKey}
+	code, _ := c.get(t, "/v1/jobTypes")
+	c.bearer = ""
+	require.Equal(t, http.StatusOK, code)
+	code, _ = c.get(t, "/v1/jobTypes")
+	require.Equal(t, http.StatusUnauthorized, code, "dev mode still requires the dev key")
+	c.bearer = devKey
 	code, job := c.post(t, "/v1/jobs", `{"type":"primes","payload":{"limit":1000000}}`)
 	require.Equal(t, http.StatusOK, code, "%v", job)
 	done := c.waitREST(t, job["name"].(string), 30*time.Second, stateIs("SUCCEEDED", "FAILED"))

@@ -684,8 +684,13 @@ const file_jobforge_v1_job_service_proto_rawDesc = "" +
 	"\tCancelJob\x12\x1d.jobforge.v1.CancelJobRequest\x1a\x10.jobforge.v1.Job\"*\xdaA\x04name\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/{name=jobs/*}:cancel\x12e\n" +
 	"\bRetryJob\x12\x1c.jobforge.v1.RetryJobRequest\x1a\x10.jobforge.v1.Job\")\xdaA\x04name\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/{name=jobs/*}:retry\x12i\n" +
 	"\bWatchJob\x12\x1c.jobforge.v1.WatchJobRequest\x1a\x15.jobforge.v1.JobEvent\"&\xdaA\x04name\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=jobs/*}:watch0\x01\x12i\n" +
-	"\fListJobTypes\x12 .jobforge.v1.ListJobTypesRequest\x1a!.jobforge.v1.ListJobTypesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/jobTypesB\xf2\x01\x92A\xb1\x01\x12\x86\x01\n" +
-	"\bjobforge\x12vBackground jobs over gRPC and REST: submit, inspect, and follow jobs executed by horizontally scaled workers on Redis.2\x02v1*\x02\x01\x022\x10application/json:\x10application/jsonZ;github.com/jobforge/jobforge/api/gen/jobforge/v1;jobforgev1b\x06proto3"
+	"\fListJobTypes\x12 .jobforge.v1.ListJobTypesRequest\x1a!.jobforge.v1.ListJobTypesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/jobTypesB\xd3\x02\x92A\x92\x02\x12\x86\x01\n" +
+	"\bjobforge\x12vBackground jobs over gRPC and REST: submit, inspect, and follow jobs executed by horizontally scaled workers on Redis.2\x02v1*\x02\x01\x022\x10application/json:\x10application/jsonZQ\n" +
+	"O\n" +
+	"\x06bearer\x12E\b\x02\x120`Bearer <token>`: an API key (jfk_...) or a JWT.\x1a\rAuthorization \x02b\f\n" +
+	"\n" +
+	"\n" +
+	"\x06bearer\x12\x00Z;github.com/jobforge/jobforge/api/gen/jobforge/v1;jobforgev1b\x06proto3"
 
 var (
 	file_jobforge_v1_job_service_proto_rawDescOnce sync.Once
