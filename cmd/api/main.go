@@ -1,7 +1,7 @@
 // Command api serves jobforge's JobService over gRPC and REST.
 //
 // With -dev it also runs a worker in-process and, when REDIS_URL is unset,
-// an embedded in-memory store: `make run`.
+// an embedded in-memory store: `make run`. `api keygen` creates API keys.
 package main
 
 import (
@@ -29,6 +29,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "keygen" {
+		return app.KeyGen(args[1:], stdout, stderr)
+	}
 	cfg, err := config.Load(config.API, "api", args, getenv, stderr)
 	if err != nil {
 		return err

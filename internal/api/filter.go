@@ -77,7 +77,7 @@ func parseFilter(s string) (*jobFilter, error) {
 		default:
 			return nil, fmt.Errorf("unknown field %q; filterable fields are state, type, queue, labels.<key> and create_time", field)
 		}
-		canon = append(canon, field+" "+op+" "+fmt.Sprintf("%q", value))
+		canon = append(canon, field+" "+op+" "+quote(value))
 		if i < len(toks) {
 			if toks[i] != "AND" {
 				return nil, fmt.Errorf("expected AND between comparisons, got %q (OR is not supported)", toks[i])
@@ -174,9 +174,22 @@ func tokenize(s string) ([]string, error) {
 	return toks, nil
 }
 
+// quote is the inverse of unquote.
+func quote(s string) string {
+	return `"` + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`) + `"`
+}
+
 func unquote(s string) string {
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		return strings.ReplaceAll(strings.ReplaceAll(s[1:len(s)-1], `\"`, `"`), `\\`, `\`)
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return s
 	}
-	return s
+	var b strings.Builder
+	in := s[1 : len(s)-1]
+	for i := 0; i < len(in); i++ {
+		if in[i] == '\\' && i+1 < len(in) {
+			i++
+		}
+		b.WriteByte(in[i])
+	}
+	return b.String()
 }

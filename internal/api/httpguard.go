@@ -96,8 +96,12 @@ func checkJSON(body []byte) error {
 		expect bool // object: next string token is a key
 	}
 	var stack []*frame
+	done := false // a complete top-level value has been read
 	for {
 		tok, err := dec.Token()
+		if err == nil && done {
+			return errors.New("malformed JSON: unexpected data after the top-level value")
+		}
 		if errors.Is(err, io.EOF) {
 			if len(stack) != 0 {
 				return errors.New("malformed JSON: unexpected end of input")
@@ -125,6 +129,7 @@ func checkJSON(body []byte) error {
 				continue
 			default:
 				stack = stack[:len(stack)-1]
+				done = len(stack) == 0
 				continue
 			}
 		case string:
@@ -143,6 +148,9 @@ func checkJSON(body []byte) error {
 		}
 		if top != nil && top.object {
 			top.expect = true
+		}
+		if top == nil {
+			done = true // a scalar top-level value
 		}
 	}
 }

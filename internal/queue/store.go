@@ -132,9 +132,19 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed boo
 		return nil, false, fmt.Errorf("write job record: %w", err)
 	}
 	if n, _ := created.Int(); n == 0 {
-		// A deterministic id that exists already: the job was created before.
+		// A deterministic id that exists already: the job was created
+		// before. The pipeline's ZADD NX left its index entry alone, but put
+		// it back in the waiting set if it had started: undo that.
 		existing, err := s.Get(ctx, nj.Tenant, nj.ID)
-		return existing, err == nil, err
+		if err != nil {
+			return nil, false, err
+		}
+		if existing.State != StatePending && existing.State != StateScheduled {
+			if err := s.rdb.ZRem(ctx, waitingKey(nj.Tenant), nj.ID).Err(); err != nil {
+				return nil, false, fmt.Errorf("fix waiting set: %w", err)
+			}
+		}
+		return existing, true, nil
 	}
 	if s.maxWaiting > 0 && waiting.Val() > int64(s.maxWaiting) {
 		s.remove(context.WithoutCancel(ctx), rec)
@@ -304,9 +314,10 @@ func (s *Store) enqueue(ctx context.Context, rec *Record) error {
 
 // addWrites queues the index and quota writes of a new job.
 func (s *Store) addWrites(ctx context.Context, pipe redis.Pipeliner, rec *Record) {
+	// NX: for an id that exists already (see Create) the original entries stay.
 	score := float64(rec.CreateTime.UnixMicro())
-	pipe.ZAdd(ctx, indexKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
-	pipe.ZAdd(ctx, waitingKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
+	pipe.ZAddNX(ctx, indexKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
+	pipe.ZAddNX(ctx, waitingKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
 }
 
 // remove deletes a job that could not be enqueued.
