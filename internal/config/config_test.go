@@ -31,6 +31,14 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, []string{"cpu", "critical", "default", "low"}, c.AllQueues())
 }
 
+func TestAPIAuthChoices(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-auth-disabled"}, {"-api-keys-file", "/keys.json"}, {"-dev"}} {
+		_, err := config.Load(config.API, "api", args, env(map[string]string{"REDIS_URL": "redis://r"}), io.Discard)
+		require.NoError(t, err, "%v", args)
+	}
+}
+
 func TestFlagsOverrideEnv(t *testing.T) {
 	t.Parallel()
 	c, err := config.Load(config.API, "api",
@@ -66,6 +74,11 @@ func TestLoadRejects(t *testing.T) {
 		{"bad dev env", config.API, nil, map[string]string{"JOBFORGE_DEV": "maybe"}, "JOBFORGE_DEV is not a boolean"},
 		{"stray argument", config.Worker, []string{"extra"}, base, "unexpected arguments"},
 		{"negative concurrency", config.Worker, []string{"-concurrency", "-1"}, base, "-concurrency: -1 is outside"},
+		{"api without authentication", config.API, nil, base, "no authentication configured"},
+		{"jwt without issuer", config.API, []string{"-jwt-jwks", "/k.json"}, base, "needs -jwt-issuer and -jwt-audience"},
+		{"symmetric jwt algorithm", config.API, []string{"-auth-disabled", "-jwt-algorithms", "HS256"}, base, `"HS256" is not allowed`},
+		{"dev key outside dev mode", config.API, []string{"-auth-disabled"}, map[string]string{"REDIS_URL": "redis://r", "JOBFORGE_DEV_KEY": "k"}, "only honoured in dev mode"},
+		{"tls cert without key", config.API, []string{"-auth-disabled", "-tls-cert", "c.pem"}, base, "-tls-cert and -tls-key go together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
