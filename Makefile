@@ -13,7 +13,7 @@ GRPC_GATEWAY_VERSION        := v2.33.0
 PROTOVALIDATE_VERSION       := v1.2.2
 
 # System packages the tests and code generation need (Debian names).
-APT_PACKAGES := redis-server protobuf-compiler
+APT_PACKAGES := redis-server protobuf-compiler chromium
 
 .PHONY: help
 help: ## Show this help.
@@ -28,10 +28,11 @@ build: ## Build bin/api, bin/worker.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker
 
 .PHONY: deps
-deps: ## Install the system packages tests need (redis-server, protoc) when missing.
+deps: ## Install the system packages tests need (redis-server, protoc, chromium) when missing.
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \
@@ -67,13 +68,41 @@ check-generated: deps tools ## Fail if committed generated code differs from a f
 	else echo "generated code is up to date"; fi
 
 .PHONY: test
-test: deps check-generated ## Run the whole suite: unit, integration and system tests (real redis-server), with -race.
+test: deps check-generated lint-openapi ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race.
 	$(GO) vet ./...
 	$(GO) test $(GOTESTFLAGS) ./...
+
+.PHONY: test-browser
+test-browser: deps ## Only the browser test: /docs and /monitoring in headless Chromium; screenshots in out/browser (or $$ARTIFACTS_DIR).
+	$(GO) test -count=1 -timeout 5m -v ./test/browser/
+
+# The pinned Node tools (tools/package.json), installed when the lockfile changes.
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+
+.PHONY: lint-openapi
+lint-openapi: tools/node_modules/.package-lock.json ## Lint the generated OpenAPI document with Redocly CLI (tools/redocly.yaml).
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  tools/node_modules/.bin/redocly lint --config tools/redocly.yaml --format stylish api/gen/openapi/jobforge.swagger.json
 
 .PHONY: test-short
 test-short: ## Unit tests only (no Redis, no processes).
 	$(GO) test -short -count=1 ./...
+
+# Benchmark suite (cmd/loadgen): BENCH picks benchmarks (e.g. BENCH=B1,B4),
+# BENCH_OUT is where results.md, results.json and chart.png go (use
+# BENCH_OUT=docs/benchmarks to refresh the published figures), BENCH_FLAGS
+# passes any other loadgen flag (BENCH_FLAGS=-h lists them).
+BENCH       ?=
+BENCH_OUT   ?= bench/out
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: ## Benchmarks B1-B8 against raw asynq in the same run (real redis-server, api, worker); ~3-4 min.
+	@command -v redis-server >/dev/null || $(MAKE) deps
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
+	BENCH_COMMAND="make bench$(if $(BENCH), BENCH=$(BENCH))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" \
+	  $(BIN)/loadgen -bin $(BIN) -out $(BENCH_OUT) $(if $(BENCH),-only $(BENCH)) $(BENCH_FLAGS)
 
 .PHONY: lint
 lint: ## go vet + gofmt check.

@@ -38,8 +38,14 @@ var Primes = register(Define(Spec[PrimesPayload, PrimesResult]{
 	MaxAttempts: 3,
 	Example:     PrimesPayload{Limit: 1_000_000},
 	Handle: func(ctx context.Context, job *Job, p PrimesPayload) (PrimesResult, error) {
+		// Each report is a Redis round trip during which the core idles:
+		// report the first step, then at most every progressEvery.
+		var last time.Time
 		count, largest, err := CountPrimes(ctx, p.Limit, func(done int64) {
-			_ = job.Progress(ctx, int(done*100/p.Limit), fmt.Sprintf("sieved %d of %d", done, p.Limit))
+			if now := time.Now(); last.IsZero() || now.Sub(last) >= progressEvery {
+				last = now
+				_ = job.Progress(ctx, int(done*100/p.Limit), fmt.Sprintf("sieved %d of %d", done, p.Limit))
+			}
 		})
 		if err != nil {
 			return PrimesResult{}, err
@@ -47,6 +53,9 @@ var Primes = register(Define(Spec[PrimesPayload, PrimesResult]{
 		return PrimesResult{Limit: p.Limit, Count: count, Largest: largest}, nil
 	},
 }))
+
+// progressEvery spaces the primes handler's progress reports.
+const progressEvery = 100 * time.Millisecond
 
 // segmentSize is the sieve window: 256 KiB of flags stays in L2 cache.
 const segmentSize = 1 << 18

@@ -6,6 +6,9 @@
 #   protoc-gen-openapiv2/*  Go module github.com/grpc-ecosystem/grpc-gateway/v2 (version from go.mod)
 #   google/protobuf/*       protoc's own include directory
 # Plugins are the pinned binaries in bin/ (see the Makefile's tools target).
+# The OpenAPI document spells resource paths out (/v1/jobs/{job}, not
+# /v1/{name=jobs/*}), so paths of different resources do not collide and
+# `make lint-openapi` can hold it to Redocly's rules.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -45,8 +45,8 @@ func handlerCPU(limit int64) (cpu, wall time.Duration) {
 	var iters int
 	c0 := processCPU()
 	res := testing.Benchmark(func(b *testing.B) {
-		iters += b.N
 		jobstest.Benchmark(b, jobs.Primes, payload)
+		iters += b.N // b.N is the loop count once b.Loop is done
 	})
 	return (processCPU() - c0) / time.Duration(iters), time.Duration(res.NsPerOp())
 }

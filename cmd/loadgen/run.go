@@ -204,6 +204,8 @@ type suite struct {
 	httpURL string
 	conn    *grpc.ClientConn
 	token   string // API key the clients present
+
+	idleRequests float64 // requests/s of the last idle measurement (B8)
 	client  jobforgev1.JobServiceClient
 }
 

@@ -641,7 +641,7 @@ func TestDeployments(t *testing.T) {
 		metricsPort int    // prometheus.io/port
 		pools       string // JOBFORGE_POOLS as parsed, workers only
 	}{
-		{name: "jobforge-api", program: config.API, command: "/api", probePort: 8080, metricsPort: 8080},
+		{name: "jobforge-api", program: config.API, command: "/api", probePort: 8080, metricsPort: 8081},
 		{name: "jobforge-worker-io", program: config.Worker, command: "/worker", probePort: 8081, metricsPort: 8081, pools: "io"},
 		{name: "jobforge-worker-cpu", program: config.Worker, command: "/worker", probePort: 8081, metricsPort: 8081, pools: "cpu"},
 	}

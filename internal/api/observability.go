@@ -58,7 +58,7 @@ func newObservability(reg prometheus.Registerer, tp trace.TracerProvider) (*obse
 	)
 	o.httpCount = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "jobforge", Name: "http_requests_total",
-		Help: "HTTP requests on the public port by handler (api, docs, monitoring, openapi, health), method and status code.",
+		Help: "HTTP requests on the public port by handler (api, docs, monitoring), method and status code.",
 	}, []string{"handler", "method", "code"})
 	o.httpTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "jobforge", Name: "http_request_duration_seconds",

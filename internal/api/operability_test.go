@@ -223,11 +223,13 @@ func TestMetricsCountJobOutcomes(t *testing.T) {
 
 	series := func(name string) string { return name + `{queue="default",type="simulate"}` }
 	var sample func(string) float64
-	// The outcome is recorded just before the worker's handler returns.
+	// The outcome is recorded, and the slot freed, just before and just
+	// after the worker's handler returns.
 	redistest.Eventually(t, 5*time.Second, func() bool {
 		sample = s.scrape(t)
-		return sample(series("jobforge_jobs_succeeded_total")) == k+r && sample(series("jobforge_jobs_failed_total")) == m
-	}, "succeeded/failed counters")
+		return sample(series("jobforge_jobs_succeeded_total")) == k+r && sample(series("jobforge_jobs_failed_total")) == m &&
+			sample(`jobforge_worker_slots_busy{pool="io"}`) == 0
+	}, "succeeded/failed counters, free slots")
 	tests := []struct {
 		series string
 		want   float64

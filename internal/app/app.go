@@ -51,7 +51,7 @@ func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slo
 			}
 		case "cpu":
 			if len(cfg.CPUQueues) > 0 {
-				pools = append(pools, queue.Pool{Name: "cpu", Queues: cfg.CPUQueues, Concurrency: cfg.CPUConcurrency})
+				pools = append(pools, queue.Pool{Name: "cpu", Queues: cfg.CPUQueues, Concurrency: cfg.CPUConcurrency, PollInterval: cfg.CPUPollInterval})
 			}
 		}
 	}
@@ -110,6 +110,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		Retention: cfg.Retention, IdempotencyWindow: cfg.IdempotencyWindow, MaxWaitingPerTenant: cfg.MaxWaitingPerTenant,
 		Metrics: obs.metrics,
 	})
+	defer store.Close()
 	tokenKey, err := store.SharedSecret(ctx, "page-token")
 	if err != nil {
 		return err

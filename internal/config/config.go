@@ -36,6 +36,7 @@ type Config struct {
 	CPUConcurrency int            // JOBFORGE_CPU_CONCURRENCY: CPU pool slots; 0 = GOMAXPROCS
 
 	PollInterval         time.Duration // JOBFORGE_POLL_INTERVAL
+	CPUPollInterval      time.Duration // JOBFORGE_CPU_POLL_INTERVAL
 	DelayedCheckInterval time.Duration // JOBFORGE_DELAYED_CHECK_INTERVAL
 	Retention            time.Duration // JOBFORGE_RETENTION
 	IdempotencyWindow    time.Duration // JOBFORGE_IDEMPOTENCY_WINDOW
@@ -90,6 +91,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		c                                 Config
 		queues, cpuQueues, pools, level   string
 		poll, delayed, retention, stop    string
+		cpuPoll                           string
 		idemWindow                        string
 		drain, concurrency, cpuConcurrent string
 		jwtAlgs, rateW, rateR, tRateW     string
@@ -107,7 +109,8 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&stop, "shutdown-timeout", env("JOBFORGE_SHUTDOWN_TIMEOUT", "25s"), "grace for in-flight work on shutdown (env JOBFORGE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("JOBFORGE_LOG_LEVEL", "info"), "debug, info, warn or error (env JOBFORGE_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("JOBFORGE_LOG_FORMAT", ""), "json or text; default json, text in dev mode (env JOBFORGE_LOG_FORMAT)")
-	fs.StringVar(&poll, "poll-interval", env("JOBFORGE_POLL_INTERVAL", "10ms"), "idle queue check interval of in-process workers (env JOBFORGE_POLL_INTERVAL)")
+	fs.StringVar(&poll, "poll-interval", env("JOBFORGE_POLL_INTERVAL", "100ms"), "longest an idle io pool waits before checking its queues again; jobs created through the API wake it at once (env JOBFORGE_POLL_INTERVAL)")
+	fs.StringVar(&cpuPoll, "cpu-poll-interval", env("JOBFORGE_CPU_POLL_INTERVAL", "250ms"), "the same for the cpu pool (env JOBFORGE_CPU_POLL_INTERVAL)")
 	fs.StringVar(&delayed, "delayed-check-interval", env("JOBFORGE_DELAYED_CHECK_INTERVAL", "500ms"), "how often due scheduled/retrying jobs are moved to their queue (env JOBFORGE_DELAYED_CHECK_INTERVAL)")
 	fs.StringVar(&pools, "pools", env("JOBFORGE_POOLS", "io,cpu"), "worker pools to run: io, cpu (env JOBFORGE_POOLS)")
 	fs.StringVar(&concurrency, "concurrency", env("JOBFORGE_CONCURRENCY", "32"), "I/O pool slots (env JOBFORGE_CONCURRENCY)")
@@ -182,6 +185,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	c.ShutdownTimeout = parseDur("shutdown-timeout", stop, time.Second, time.Hour)
 	c.IdempotencyWindow = parseDur("idempotency-window", idemWindow, time.Minute, 30*24*time.Hour)
 	c.PollInterval = parseDur("poll-interval", poll, time.Millisecond, 10*time.Second)
+	c.CPUPollInterval = parseDur("cpu-poll-interval", cpuPoll, time.Millisecond, 10*time.Second)
 	c.DelayedCheckInterval = parseDur("delayed-check-interval", delayed, 10*time.Millisecond, time.Minute)
 	c.Concurrency = parseInt("concurrency", concurrency, 1, 10_000)
 	c.CPUConcurrency = parseInt("cpu-concurrency", cpuConcurrent, 0, 10_000)

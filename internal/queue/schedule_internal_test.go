@@ -128,8 +128,14 @@ func TestSchedulerCatchUpIsOnePeriod(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{ScheduleJobID(sc.ID, mustTime(t, "2025-01-15T13:00:00Z"))}, ids)
 
-	// A fresh replica, and then the next period.
+	// The job starts; a replica that sees the period later leaves it be
+	// (no second job, no new entry in the tenant's waiting set).
+	require.NoError(t, st.rdb.HSet(ctx, jobKey(ids[0]), fState, string(StateRunning)).Err())
+	require.NoError(t, st.rdb.ZRem(ctx, waitingKey("t1"), ids[0]).Err())
 	NewScheduler(st, SchedulerOptions{}).tick(ctx)
+	require.Zero(t, st.rdb.ZCard(ctx, waitingKey("t1")).Val())
+
+	// The next period.
 	*clock() = mustTime(t, "2025-01-15T13:00:10.2Z")
 	require.Equal(t, time.Second, s.tick(ctx), "sleeps at most Tick") // the clock is frozen
 	slow := NewScheduler(st, SchedulerOptions{Tick: time.Minute})

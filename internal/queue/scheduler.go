@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"time"
@@ -115,7 +117,31 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, p time.Time) error {
 	if sc.Delay > 0 {
 		nj.ScheduleTime = p.Add(sc.Delay)
 	}
-	rec, existed, err := s.store.Create(ctx, nj)
+	// Usually another replica was first: look before creating, as Create
+	// with an existing id would rewrite the job's index and waiting-set
+	// entries (the latter after the job may have started).
+	n, err := s.store.rdb.Exists(ctx, jobKey(nj.ID)).Result()
+	if err != nil {
+		return fmt.Errorf("check job %s: %w", nj.ID, err)
+	}
+	var rec *Record
+	existed := n == 1
+	if existed {
+		rec, err = s.store.Get(ctx, nj.Tenant, nj.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil // created, finished and expired already
+		}
+	} else {
+		rec, existed, err = s.store.Create(ctx, nj)
+	}
+	var quota *QuotaError
+	if errors.As(err, &quota) {
+		// Retrying every tick would only repeat the warning: this period
+		// goes without its job, the next one tries again.
+		s.log.WarnContext(ctx, "scheduled job not created: tenant's waiting-job quota is full",
+			"schedule_id", sc.ID, "period", p.Format(time.RFC3339), "tenant", sc.Tenant, "limit", quota.Limit)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

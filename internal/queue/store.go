@@ -28,7 +28,9 @@ type Store struct {
 	idemWindow time.Duration
 	maxWaiting int
 	metrics    *Metrics
+	wakeups    *wakeups // tells idle workers about new jobs (wakeup.go)
 	now        func() time.Time
+	watch      watchPool // connections for blocking watch reads (watch.go)
 }
 
 // StoreOptions configures a Store.
@@ -68,6 +70,7 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 		idemWindow: o.IdempotencyWindow,
 		maxWaiting: o.MaxWaitingPerTenant,
 		metrics:    o.Metrics,
+		wakeups:    newWakeups(rdb),
 		now:        time.Now,
 	}
 }
@@ -308,6 +311,9 @@ func (s *Store) enqueue(ctx context.Context, rec *Record) error {
 	task, opts := s.task(ctx, rec)
 	if _, err := s.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue job: %w", err)
+	}
+	if rec.State != StateScheduled {
+		s.wakeups.add(rec.Queue)
 	}
 	return nil
 }

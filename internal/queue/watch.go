@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,6 +38,43 @@ type Event struct {
 // watchBlock bounds one blocking read, so a cancelled watcher is noticed.
 const watchBlock = time.Second
 
+// MaxWatchers bounds concurrent watches per process. Each holds a Redis
+// connection while it blocks on its event stream, so watches get their own
+// connection pool rather than starving the shared one.
+const MaxWatchers = 1000
+
+// ErrTooManyWatchers is returned when MaxWatchers watches are open.
+var ErrTooManyWatchers = errors.New("too many concurrent watches on this server; retry later")
+
+type watchPool struct {
+	once sync.Once
+	rdb  redis.UniversalClient // own pool when rdb is a single-node client
+	own  bool
+	sem  chan struct{}
+}
+
+func (s *Store) watchClient() (redis.UniversalClient, chan struct{}) {
+	s.watch.once.Do(func() {
+		s.watch.sem = make(chan struct{}, MaxWatchers)
+		s.watch.rdb = s.rdb
+		if c, ok := s.rdb.(*redis.Client); ok {
+			o := *c.Options()
+			o.PoolSize, o.MinIdleConns, o.MaxIdleConns = MaxWatchers, 0, 16
+			s.watch.rdb, s.watch.own = redis.NewClient(&o), true
+		}
+	})
+	return s.watch.rdb, s.watch.sem
+}
+
+// Close releases the store's own connections (the watch pool). The Redis
+// client passed to NewStore stays open.
+func (s *Store) Close() error {
+	if s.watch.own {
+		return s.watch.rdb.Close()
+	}
+	return nil
+}
+
 // Watch calls fn with the job's events until the job is finished, fn
 // returns an error, or ctx is done. Without after it first sends a snapshot
 // of the current record, whose ID is the last event it already reflects;
@@ -45,6 +83,13 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {
 		return err
+	}
+	rdb, sem := s.watchClient()
+	select {
+	case sem <- struct{}{}:
+		defer func() { <-sem }()
+	default:
+		return ErrTooManyWatchers
 	}
 	key := eventsKey(id)
 	if after == "" {
@@ -78,7 +123,7 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		streams, err := s.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: 100, Block: watchBlock}).Result()
+		streams, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: 100, Block: watchBlock}).Result()
 		if errors.Is(err, redis.Nil) {
 			// Nothing new: stop if the job expired meanwhile.
 			n, err := s.rdb.Exists(ctx, jobKey(id)).Result()

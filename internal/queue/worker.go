@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,10 @@ type Pool struct {
 	Name        string
 	Queues      map[string]int // queue name → weight
 	Concurrency int
+	// PollInterval overrides WorkerOptions.PollInterval for this pool: each
+	// idle check costs about three Redis commands per queue, so a pool of
+	// long jobs can check rarely while a pool of short ones checks often.
+	PollInterval time.Duration
 }
 
 // WorkerOptions configures a Worker.
@@ -44,6 +49,9 @@ type WorkerOptions struct {
 	Retention time.Duration
 	// Backoff overrides every job's retry policy (tests use it for speed).
 	Backoff func(n int) time.Duration
+	// DisableWakeUp makes idle pools poll every PollInterval instead of
+	// waiting up to PollInterval for a job to arrive (see wakeup.go).
+	DisableWakeUp bool
 	// CancelCheckInterval is how often the worker re-reads the state of its
 	// running jobs, in case a cancellation message was missed. Default 1s.
 	CancelCheckInterval time.Duration
@@ -61,6 +69,8 @@ type Worker struct {
 	reg     *jobs.Registry
 	opts    WorkerOptions
 	servers []*asynq.Server
+	waker   *waker                // holds idle queue checks until a job arrives (wakeup.go)
+	wakeRDB redis.UniversalClient // the asynq servers' client, with the waker's hook; nil when polling
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -80,11 +90,24 @@ func NewWorker(rdb redis.UniversalClient, reg *jobs.Registry, opts WorkerOptions
 		opts.CancelCheckInterval = time.Second
 	}
 	w := &Worker{rdb: rdb, reg: reg, opts: opts, log: opts.Logger, now: time.Now, running: map[string]context.CancelCauseFunc{}}
+	w.waker = newWaker(opts.Pools, opts.PollInterval)
+	srvRDB := rdb
+	if !opts.DisableWakeUp {
+		if c, ok := wakeClient(rdb, w.waker); ok {
+			srvRDB, w.wakeRDB = c, c
+		}
+	}
 	for _, p := range opts.Pools {
-		srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		check := cmp.Or(p.PollInterval, opts.PollInterval)
+		if w.wakeRDB != nil {
+			// The waker holds an idle pool's check for up to the poll
+			// interval, or until a job arrives: asynq need not sleep.
+			check = 200 * time.Microsecond
+		}
+		srv := asynq.NewServerFromRedisClient(srvRDB, asynq.Config{
 			Concurrency:              p.Concurrency,
 			Queues:                   p.Queues,
-			TaskCheckInterval:        opts.PollInterval,
+			TaskCheckInterval:        check,
 			DelayedTaskCheckInterval: opts.DelayedCheckInterval,
 			ShutdownTimeout:          opts.ShutdownTimeout,
 			RetryDelayFunc:           w.retryDelay,
@@ -143,11 +166,15 @@ func (w *Worker) Start() error {
 // Shutdown stops fetching new jobs, waits up to ShutdownTimeout for running
 // ones, and puts the rest back in their queues.
 func (w *Worker) Shutdown() {
+	w.waker.stop() // asynq's Stop waits for a held queue check
 	for _, srv := range w.servers {
 		srv.Stop() // stop fetching in every pool first
 	}
 	for _, srv := range w.servers {
 		srv.Shutdown()
+	}
+	if w.wakeRDB != nil {
+		_ = w.wakeRDB.Close()
 	}
 	if w.stop != nil {
 		w.stop()
@@ -156,9 +183,10 @@ func (w *Worker) Shutdown() {
 }
 
 // listenCancellations stops handlers of jobs cancelled while running, as
-// announced on cancelChannel.
+// announced on cancelChannel, and wakes idle pools when jobs arrive in
+// their queues (wakeChannel).
 func (w *Worker) listenCancellations(ctx context.Context) {
-	sub := w.rdb.Subscribe(ctx, cancelChannel)
+	sub := w.rdb.Subscribe(ctx, cancelChannel, wakeChannel)
 	defer sub.Close()
 	ch := sub.Channel()
 	for {
@@ -168,6 +196,10 @@ func (w *Worker) listenCancellations(ctx context.Context) {
 		case m, ok := <-ch:
 			if !ok {
 				return
+			}
+			if m.Channel == wakeChannel {
+				w.waker.notify(m.Payload)
+				continue
 			}
 			w.cancelRunning(m.Payload)
 		}

@@ -105,6 +105,7 @@ func (a *Admin) Serve() error {
 // profile) finish for a few seconds.
 func (a *Admin) Shutdown() error {
 	a.SetStopping()
+	defer a.lis.Close() // when Serve never ran
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := a.srv.Shutdown(ctx); err != nil {
