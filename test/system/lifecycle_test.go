@@ -34,6 +34,23 @@ func TestLifecycleAcrossProcesses(t *testing.T) {
 		}
 	})
 
+	t.Run("scheduled job starts on time", func(t *testing.T) {
+		t.Parallel()
+		code, job := c.post(t, "/v1/jobs", `{"type":"simulate","scheduleDelay":"1.5s"}`)
+		require.Equal(t, http.StatusOK, code, "%v", job)
+		require.Equal(t, "SCHEDULED", job["state"])
+		done := c.waitREST(t, job["name"].(string), 30*time.Second, stateIs("SUCCEEDED", "FAILED"))
+		require.Equal(t, "SUCCEEDED", done["state"])
+		due, err := time.Parse(time.RFC3339Nano, done["scheduleTime"].(string))
+		require.NoError(t, err)
+		started, err := time.Parse(time.RFC3339Nano, done["startTime"].(string))
+		require.NoError(t, err)
+		late := started.Sub(due)
+		t.Logf("scheduled job started %s after its time", late)
+		require.GreaterOrEqual(t, late, time.Duration(0), "never early")
+		require.Less(t, late, time.Second, "within 1s of its time")
+	})
+
 	t.Run("cancelling a running CPU-bound job", func(t *testing.T) {
 		t.Parallel()
 		code, job := c.post(t, "/v1/jobs", `{"type":"primes","payload":{"limit":2000000000},"maxAttempts":3}`)
