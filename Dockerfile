@@ -8,7 +8,7 @@
 #   docker run --rm --entrypoint /worker -e REDIS_URL=redis://host:6379/0 jobforge:v0.1.0
 
 # Keep in step with the go directive in go.mod.
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.26.11
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 ARG TARGETOS

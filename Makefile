@@ -3,6 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
+# go.mod's toolchain line names the patched Go release to build with; "auto"
+# lets the go command fetch it through the module proxy when the local Go is
+# older (a machine's go.env may say "local").
+GOTOOLCHAIN ?= auto
+export GOTOOLCHAIN
 BIN       := $(CURDIR)/bin
 GOTESTFLAGS ?= -race -count=1 -timeout 15m
 
@@ -24,8 +29,8 @@ run: ## Run the whole system: API + in-process worker (embedded store unless RED
 	$(GO) run ./cmd/api -dev
 
 .PHONY: build
-build: ## Build bin/api, bin/worker.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker
+build: ## Build bin/api, bin/worker, bin/jobctl.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/jobctl
 
 .PHONY: deps
 deps: ## Install the system packages tests need (redis-server, protoc, chromium) when missing.
@@ -108,6 +113,10 @@ bench: ## Benchmarks B1-B8 against raw asynq in the same run (real redis-server,
 lint: ## go vet + gofmt check.
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck ./... against a local copy of the Go vulnerability database (scripts/vulncheck.sh); VULNCHECK_ARGS='-show verbose ./...' for more.
+	GO=$(GO) ./scripts/vulncheck.sh $(VULNCHECK_ARGS)
 
 .PHONY: tidy
 tidy: ## go mod tidy.

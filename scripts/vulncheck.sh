@@ -25,15 +25,15 @@ GO=${GO:-go}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${JOBFORGE_VULNDB_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/jobforge-vulndb}
 db="$cache/db-$VULNDB_VERSION"
-goversion=$("$GO" env GOVERSION)
-govulncheck="$cache/bin/govulncheck-$GOVULNCHECK_VERSION-$goversion"
 mkdir -p "$cache/bin"
 
-# Tools are fetched outside any module (so no go.mod or go.sum is touched) and
-# without the caller's GOFLAGS (a -mod flag breaks `go install pkg@version`).
+# Tools are fetched and built outside any module (so no go.mod or go.sum is
+# touched) and without the caller's GOFLAGS (-mod=vendor makes
+# `go install pkg@version` fail).
 work=$(mktemp -d "$cache/.work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 gotool() { (cd "$work" && GOWORK=off GOFLAGS= "$GO" "$@"); }
+govulncheck="$cache/bin/govulncheck-$GOVULNCHECK_VERSION-$(gotool env GOVERSION)"
 
 if [ ! -f "$db/index/modules.json" ]; then
   echo "vulncheck: building the vulnerability database from golang.org/x/vulndb@$VULNDB_VERSION" >&2
@@ -60,7 +60,7 @@ if [ ! -f "$db/index/modules.json" ]; then
 fi
 
 if [ ! -x "$govulncheck" ]; then
-  (cd "$work" && GOWORK=off GOFLAGS= GOBIN="$work/bin" "$GO" install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION")
+  GOBIN="$work/bin" gotool install "golang.org/x/vuln/cmd/govulncheck@$GOVULNCHECK_VERSION"
   mv -f "$work/bin/govulncheck" "$govulncheck"
   find "$cache/bin" -mindepth 1 -maxdepth 1 -name 'govulncheck-*' ! -name "$(basename "$govulncheck")" -delete
 fi
