@@ -75,6 +75,13 @@ func groupedBars(title, ylabel string, labels []string, ss []series) (*plot.Plot
 	p.Title.Text = title
 	p.Y.Label.Text = ylabel
 	p.Y.Min = 0
+	top := 0.0
+	for _, s := range ss {
+		for _, v := range s.values {
+			top = max(top, v)
+		}
+	}
+	p.Y.Max = top * 1.25 // room for the legend
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	groupWidth := vg.Points(float64(560) / float64(max(len(labels), 1)))

@@ -58,6 +58,7 @@ type options struct {
 	apiFlags    []string
 	workerFlags []string
 	pprofDir    string
+	logDir      string
 }
 
 func (o *options) want(b string) bool { return slices.Contains(o.only, b) }
@@ -76,7 +77,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	exe, _ := os.Executable()
 	fs.StringVar(&only, "only", "", "comma-separated benchmarks to run, e.g. B1,B4 (default all: "+strings.Join(allBenchmarks, ",")+")")
 	fs.StringVar(&o.binDir, "bin", filepath.Dir(exe), "directory holding the api and worker binaries")
-	fs.StringVar(&o.outDir, "out", "bench/out", "directory for results.md, results.json, chart.png and process logs")
+	fs.StringVar(&o.outDir, "out", "bench/out", "directory for results.md, results.json and chart.png")
+	fs.StringVar(&o.logDir, "logs", "bench/out/logs", "directory for the logs of the processes the suite starts")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server binary to start (never an existing Redis)")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time of each throughput run (B1-B3)")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time before each throughput run")
@@ -195,7 +197,6 @@ type suite struct {
 	options
 	out     io.Writer
 	res     *results
-	logDir  string
 	redis   *proc
 	addr    string // redis host:port
 	rdb     *redis.Client
@@ -203,10 +204,10 @@ type suite struct {
 	grpcURL string
 	httpURL string
 	conn    *grpc.ClientConn
+	client  jobforgev1.JobServiceClient
 	token   string // API key the clients present
 
 	idleRequests float64 // requests/s of the last idle measurement (B8)
-	client  jobforgev1.JobServiceClient
 }
 
 func (s *suite) logf(format string, args ...any) {
@@ -214,7 +215,6 @@ func (s *suite) logf(format string, args ...any) {
 }
 
 func (s *suite) setUp(ctx context.Context) error {
-	s.logDir = filepath.Join(s.outDir, "logs")
 	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
 		return err
 	}
@@ -364,7 +364,10 @@ func stopAll(ps []*proc) {
 	}
 }
 
-// flush empties Redis between benchmarks (no worker may be running).
+// flush empties Redis between benchmarks (no worker may be running). It
+// first gives requests the clients abandoned at the end of a timed run a
+// moment to finish in the api, so that they do not land after the flush.
 func (s *suite) flush(ctx context.Context) error {
+	time.Sleep(300 * time.Millisecond)
 	return s.rdb.FlushAll(ctx).Err()
 }

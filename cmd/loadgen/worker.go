@@ -19,8 +19,10 @@ import (
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 )
 
-// The raw asynq server is configured like a jobforge worker's I/O pool with
-// default flags, so that the difference is jobforge's own work.
+// The raw asynq server has the concurrency and queues of a jobforge worker's
+// io pool with default flags, so that the difference is jobforge's own
+// work. It polls every 10 ms: plain asynq's way to a pickup latency of a
+// few milliseconds (jobforge's workers wait for a wake-up instead).
 const (
 	rawConcurrency = 32
 	rawQueues      = "critical=6,default=3,low=1"

@@ -168,6 +168,9 @@ func Connect(ctx context.Context, url string, tlsFiles ...TLSFiles) (redis.Unive
 	if !ok {
 		return nil, fmt.Errorf("unsupported redis url %q", url)
 	}
+	if _, failover := opt.(asynq.RedisFailoverClientOpt); !failover {
+		rdb = withRESP2(rdb)
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {

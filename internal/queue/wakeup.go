@@ -204,13 +204,17 @@ func (w *waker) hold(ctx context.Context, p *wakePool) {
 // waker's hook, so that only their calls can be held; ok is false when rdb
 // is of a kind that cannot be copied (the worker then polls).
 func wakeClient(rdb redis.UniversalClient, w *waker) (redis.UniversalClient, bool) {
-	c, ok := rdb.(*redis.Client)
-	if !ok {
-		return nil, false
+	switch c := rdb.(type) {
+	case *redis.Client: // also Sentinel failover clients: the copy shares their dialer
+		dup := redis.NewClient(c.Options())
+		dup.AddHook(w.hook())
+		return dup, true
+	case *redis.ClusterClient:
+		dup := redis.NewClusterClient(c.Options())
+		dup.AddHook(w.hook())
+		return dup, true
 	}
-	dup := redis.NewClient(c.Options())
-	dup.AddHook(w.hook())
-	return dup, true
+	return nil, false
 }
 
 // wakeups announces new jobs to idle workers, one PUBLISH per queue on
