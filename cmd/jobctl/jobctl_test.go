@@ -25,10 +25,11 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/auth"
+	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/redistest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // commandTimeout bounds every jobctl invocation of the tests, so that a
 // watch that never ends fails the test instead of hanging it.
@@ -94,7 +95,7 @@ type cluster struct {
 	keysFile string
 	token    string
 	addr     string // the API's gRPC address
-	worker   *process
+	worker   *proctest.Process
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -109,8 +110,8 @@ func newCluster(t *testing.T) *cluster {
 	c.keysFile = filepath.Join(t.TempDir(), "keys.json")
 	require.NoError(t, os.WriteFile(c.keysFile, b, 0o600))
 	api := c.startAPI(t, "127.0.0.1:0")
-	c.addr = api.field("api started", "grpc_addr")
-	c.worker = start(t, workerBin, c.env(), "worker started",
+	c.addr = api.Field("api started", "grpc_addr")
+	c.worker = proctest.Start(t, workerBin, c.env(), "worker started",
 		"-admin-addr", "127.0.0.1:0", "-poll-interval", "5ms", "-delayed-check-interval", "100ms")
 	return c
 }
@@ -120,9 +121,9 @@ func (c *cluster) env(extra ...string) []string {
 }
 
 // startAPI starts another API process on the cluster's database.
-func (c *cluster) startAPI(t *testing.T, grpcAddr string, env ...string) *process {
+func (c *cluster) startAPI(t *testing.T, grpcAddr string, env ...string) *proctest.Process {
 	t.Helper()
-	return start(t, c.apiBin, c.env(env...), "api started",
+	return proctest.Start(t, c.apiBin, c.env(env...), "api started",
 		"-grpc-addr", grpcAddr, "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
 }
 
@@ -463,7 +464,7 @@ func TestJobctl(t *testing.T) {
 
 	t.Run("watch resumes after the API restarts", func(t *testing.T) {
 		t.Parallel()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(proctest.FreePort(t)))
 		api := c.startAPI(t, addr)
 		own := *c
 		own.addr = addr
@@ -471,7 +472,7 @@ func TestJobctl(t *testing.T) {
 		bg := own.start(t, "watch", name)
 		redistest.Eventually(t, 30*time.Second, func() bool { return strings.Contains(bg.stdout.String(), "page 3 of 30") },
 			"progress shown: %s", bg.stdout.String())
-		api.kill()
+		api.Kill()
 		c.startAPI(t, addr)
 		require.Equal(t, 0, bg.wait(t), bg.stderr.String())
 
@@ -495,7 +496,7 @@ func TestJobctl(t *testing.T) {
 		dir := t.TempDir()
 		certFile, keyFile := selfSigned(t, dir)
 		api := c.startAPI(t, "127.0.0.1:0", "JOBFORGE_TLS_CERT="+certFile, "JOBFORGE_TLS_KEY="+keyFile)
-		addr := api.field("api started", "grpc_addr")
+		addr := api.Field("api started", "grpc_addr")
 
 		out := jobctl(t, "--addr", addr, "--token", c.token, "--ca-file", certFile, "types")
 		require.Equal(t, 0, out.code, out.stderr)

@@ -35,6 +35,12 @@ var (
 // Main runs the package's tests, stops the shared server, and then checks
 // for leaked goroutines. Use it as the body of TestMain.
 func Main(m *testing.M, opts ...goleak.Option) {
+	os.Exit(Run(m, opts...))
+}
+
+// Run is Main without the exit: it returns the exit code, for TestMain
+// functions that have more to clean up.
+func Run(m *testing.M, opts ...goleak.Option) int {
 	code := m.Run()
 	if shared != nil {
 		shared.Stop()
@@ -52,7 +58,7 @@ func Main(m *testing.M, opts ...goleak.Option) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // NewDB returns the URL of an empty database of this test binary's shared

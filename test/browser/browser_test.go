@@ -6,18 +6,14 @@
 package browser_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,10 +22,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/internal/auth"
+	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/redistest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // adminToken is the API key the test's API accepts, with every scope.
 const adminToken = "jfk_browser.0123456789abcdef0123456789abcdef"
@@ -171,58 +168,13 @@ func artifactsDir(t *testing.T) string {
 // on (one admin key), returning its base URL.
 func startAPI(t *testing.T, redisURL string) string {
 	t.Helper()
-	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/api")
-	build.Dir = filepath.Join("..", "..")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-
+	apiBin := proctest.Build(t, false, "./cmd/api")["api"]
 	keys, err := json.Marshal(map[string]any{"keys": []auth.Key{auth.HashedKey(adminToken, "browser", "default", auth.AllScopes)}})
 	require.NoError(t, err)
-	keyFile := filepath.Join(dir, "keys.json")
+	keyFile := filepath.Join(t.TempDir(), "keys.json")
 	require.NoError(t, os.WriteFile(keyFile, keys, 0o600))
-
-	cmd := exec.Command(filepath.Join(dir, "api"),
+	p := proctest.Start(t, apiBin, []string{"REDIS_URL=" + redisURL, "JOBFORGE_LOG_FORMAT=json"}, "api started",
 		"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0",
 		"-api-keys-file", keyFile)
-	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL, "JOBFORGE_LOG_FORMAT=json")
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	ready := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			t.Logf("api: %s", sc.Text())
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "api started" {
-				ready <- fmt.Sprint(m["http_addr"])
-			}
-		}
-	}()
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { wg.Wait(); waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	select {
-	case addr := <-ready:
-		return "http://" + addr
-	case <-exited:
-		t.Fatalf("api exited before it was ready: %v", waitErr)
-	case <-time.After(60 * time.Second):
-		t.Fatal("api did not start within 60s")
-	}
-	return ""
+	return "http://" + p.Field("api started", "http_addr")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/redistest"
 )
 
@@ -20,8 +21,8 @@ import (
 func TestOperabilityOfRealBinaries(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, redistest.NewDB(t))
-	apiAdmin := "http://" + c.api.field("api started", "admin_addr")
-	workerAdmin := "http://" + c.worker.field("worker started", "admin_addr")
+	apiAdmin := "http://" + c.api.Field("api started", "admin_addr")
+	workerAdmin := "http://" + c.worker.Field("worker started", "admin_addr")
 
 	const traceID = "5b8efff798038103d269b633813fc60c"
 	create := func(body string) string {
@@ -72,7 +73,7 @@ func TestOperabilityOfRealBinaries(t *testing.T) {
 	}
 
 	id := strings.TrimPrefix(ok1, "jobs/")
-	line := c.worker.find(func(m map[string]any) bool { return m["msg"] == "job succeeded" && m["job_id"] == id })
+	line := find(c.worker, func(m map[string]any) bool { return m["msg"] == "job succeeded" && m["job_id"] == id })
 	require.NotNil(t, line, "no 'job succeeded' log line for %s", id)
 	require.Equal(t, traceID, line["trace_id"])
 	require.Equal(t, "simulate", line["type"])
@@ -81,10 +82,8 @@ func TestOperabilityOfRealBinaries(t *testing.T) {
 }
 
 // find returns the first JSON log line that matches, or nil.
-func (p *process) find(match func(map[string]any) bool) map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, m := range p.lines {
+func find(p *proctest.Process, match func(map[string]any) bool) map[string]any {
+	for _, m := range p.Lines() {
 		if match(m) {
 			return m
 		}

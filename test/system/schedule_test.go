@@ -11,16 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
 )
 
 // count returns how many log lines have msg == msg and key == value.
-func (p *process) count(msg, key, value string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func count(p *proctest.Process, msg, key, value string) int {
 	n := 0
-	for _, m := range p.lines {
+	for _, m := range p.Lines() {
 		if m["msg"] == msg && m[key] == value {
 			n++
 		}
@@ -35,9 +34,9 @@ func TestScheduleExactlyOncePerPeriodAcrossReplicas(t *testing.T) {
 	url := redistest.NewDB(t)
 	c := newCluster(t, url)
 	_, workerBin := binaries(t)
-	second := start(t, workerBin, []string{"REDIS_URL=" + url, "JOBFORGE_LOG_LEVEL=debug"}, "worker started",
+	second := proctest.Start(t, workerBin, []string{"REDIS_URL=" + url, "JOBFORGE_LOG_LEVEL=debug"}, "worker started",
 		"-admin-addr", "127.0.0.1:0", "-poll-interval", "5ms", "-delayed-check-interval", "100ms")
-	workers := []*process{c.worker, second}
+	workers := []*proctest.Process{c.worker, second}
 
 	ctx := context.Background()
 	rdb, err := queue.Connect(ctx, url)
@@ -82,11 +81,11 @@ func TestScheduleExactlyOncePerPeriodAcrossReplicas(t *testing.T) {
 	}
 	slices.SortFunc(periods, time.Time.Compare)
 	perReplica := []int{
-		workers[0].count("scheduled job created", "schedule_id", id),
-		workers[1].count("scheduled job created", "schedule_id", id),
+		count(workers[0], "scheduled job created", "schedule_id", id),
+		count(workers[1], "scheduled job created", "schedule_id", id),
 	}
-	deduped := workers[0].count("scheduled job exists already", "schedule_id", id) +
-		workers[1].count("scheduled job exists already", "schedule_id", id)
+	deduped := count(workers[0], "scheduled job exists already", "schedule_id", id) +
+		count(workers[1], "scheduled job exists already", "schedule_id", id)
 	t.Logf("schedule %s: %d jobs for %d periods %s .. %s; created by replica 1: %d, replica 2: %d; "+
 		"found existing (deduplicated): %d; deleted at %s",
 		id, len(ids), len(periods), periods[0].Format(time.TimeOnly), periods[len(periods)-1].Format(time.TimeOnly),

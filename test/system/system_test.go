@@ -19,13 +19,14 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/redistest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 type cluster struct {
-	api, worker *process
+	api, worker *proctest.Process
 	baseURL     string
 	bearer      string // Authorization: Bearer value, when set
 	grpc        jobforgev1.JobServiceClient
@@ -38,11 +39,11 @@ func newCluster(t *testing.T, redisURL string, workerArgs ...string) *cluster {
 	// Authentication has its own tests; here every caller has full access.
 	env := []string{"REDIS_URL=" + redisURL, "JOBFORGE_LOG_LEVEL=debug", "JOBFORGE_AUTH_DISABLED=true"}
 	c := &cluster{}
-	c.api = start(t, apiBin, env, "api started", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
-	c.worker = start(t, workerBin, env, "worker started",
+	c.api = proctest.Start(t, apiBin, env, "api started", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
+	c.worker = proctest.Start(t, workerBin, env, "worker started",
 		append([]string{"-admin-addr", "127.0.0.1:0", "-poll-interval", "5ms", "-delayed-check-interval", "100ms"}, workerArgs...)...)
-	c.baseURL = "http://" + c.api.field("api started", "http_addr")
-	conn, err := grpc.NewClient(c.api.field("api started", "grpc_addr"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c.baseURL = "http://" + c.api.Field("api started", "http_addr")
+	conn, err := grpc.NewClient(c.api.Field("api started", "grpc_addr"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	c.conn = conn
@@ -252,7 +253,7 @@ func TestHealthReflectionAndShutdown(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, hc.GetStatus())
 
-	for _, url := range []string{c.baseURL + "/readyz", "http://" + c.worker.field("worker started", "admin_addr") + "/readyz"} {
+	for _, url := range []string{c.baseURL + "/readyz", "http://" + c.worker.Field("worker started", "admin_addr") + "/readyz"} {
 		resp, err := http.Get(url)
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -263,24 +264,24 @@ func TestHealthReflectionAndShutdown(t *testing.T) {
 	code, job := c.post(t, "/v1/jobs", `{"type":"report","payload":{"pages":5,"page_millis":200}}`)
 	require.Equal(t, http.StatusOK, code)
 	c.waitREST(t, job["name"].(string), 30*time.Second, stateIs("RUNNING"))
-	c.worker.stop(t, 30*time.Second)
+	c.worker.Stop(t, 30*time.Second)
 	code, done := c.get(t, "/v1/"+job["name"].(string))
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "SUCCEEDED", done["state"], "running job drained on SIGTERM: %v", done)
 
-	c.api.stop(t, 30*time.Second)
+	c.api.Stop(t, 30*time.Second)
 }
 
 func TestDevModeEmbeddedStore(t *testing.T) {
 	t.Parallel()
 	apiBin, _ := binaries(t)
 	const devKey = "system-test-dev-key-0123456789"
-	p := start(t, apiBin, []string{"REDIS_URL=", "JOBFORGE_LOG_FORMAT=json", "JOBFORGE_DEV_KEY=" + devKey}, "api started",
+	p := proctest.Start(t, apiBin, []string{"REDIS_URL=", "JOBFORGE_LOG_FORMAT=json", "JOBFORGE_DEV_KEY=" + devKey}, "api started",
 		"-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
-	require.Equal(t, "true", fmt.Sprint(p.lines[len(p.lines)-1]["embedded_store"]))
-	redistest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(p.output(), "NOT DURABLE") },
+	require.Equal(t, "true", p.Field("api started", "embedded_store"))
+	redistest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(p.Output(), "NOT DURABLE") },
 		"banner says the store is not durable")
-	c := &cluster{baseURL: "http://" + p.field("api started", "http_addr"), bearer: devKey}
+	c := &cluster{baseURL: "http://" + p.Field("api started", "http_addr"), bearer: devKey}
 	code, _ := c.get(t, "/v1/jobTypes")
 	c.bearer = ""
 	require.Equal(t, http.StatusOK, code)
@@ -293,5 +294,5 @@ func TestDevModeEmbeddedStore(t *testing.T) {
 	require.Equal(t, "SUCCEEDED", done["state"])
 	got, _ := json.Marshal(done["result"])
 	require.JSONEq(t, `{"limit":1000000,"count":78498,"largest":999983}`, string(got))
-	p.stop(t, 30*time.Second)
+	p.Stop(t, 30*time.Second)
 }
