@@ -2,10 +2,34 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// pipelined runs a pipeline that calls scripts by SHA. Scripts are loaded
+// on first use and again after Redis lost them (restart, failover), and
+// the pipeline is then sent once more; its commands are idempotent. A
+// script returning nil (redis.Nil) is not a pipeline failure: callers read
+// it from their command.
+func pipelined(ctx context.Context, rdb redis.UniversalClient, build func(redis.Pipeliner)) error {
+	for try := 0; ; try++ {
+		pipe := rdb.Pipeline()
+		build(pipe)
+		_, err := pipe.Exec(ctx)
+		if err == nil || errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if try > 0 || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			return err
+		}
+		if err := loadScripts(ctx, rdb); err != nil {
+			return err
+		}
+	}
+}
 
 // loadScripts loads every lifecycle script, for pipelines that call them by
 // SHA (pipelines cannot fall back from EVALSHA to EVAL per command).

@@ -162,24 +162,8 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed boo
 	return rec, false, nil
 }
 
-// pipelined runs a pipeline that calls scripts by SHA. Scripts are loaded
-// on first use and again after Redis lost them (restart, failover), and
-// the pipeline is then sent once more; its commands are idempotent.
 func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) error {
-	for try := 0; ; try++ {
-		pipe := s.rdb.Pipeline()
-		build(pipe)
-		_, err := pipe.Exec(ctx)
-		if err == nil || errors.Is(err, redis.Nil) {
-			return nil
-		}
-		if try > 0 || !strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			return err
-		}
-		if err := loadScripts(ctx, s.rdb); err != nil {
-			return err
-		}
-	}
+	return pipelined(ctx, s.rdb, build)
 }
 
 // claimIdempotencyKey returns claimed = true when this request owns the

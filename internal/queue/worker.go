@@ -260,14 +260,14 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	queueName, _ := asynq.GetQueueName(ctx)
-	log := w.log.With("job_id", id, "type", t.Type(), "queue", queueName)
+	log := jobLogger{log: w.log, attrs: []any{"job_id", id, "type", t.Type(), "queue", queueName}}
 	keys := jobKeys(id)
 
 	typ, ok := w.reg.Lookup(t.Type())
 	if !ok {
 		// A newer API accepted a type this worker does not know. Fail for
 		// good rather than retrying on a worker that cannot help.
-		log.ErrorContext(ctx, "job type not registered on this worker")
+		log.Log(ctx, slog.LevelError, "job type not registered on this worker")
 		w.finish(ctx, log, keys, StateFailed, nil, &AttemptError{
 			Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: retried + 1, Permanent: true,
 		})
@@ -290,16 +290,16 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	res, err := w.start(ctx, keys, t.Headers()[headerTenant], id)
 	switch {
 	case errors.Is(err, redis.Nil):
-		log.WarnContext(ctx, "job record is gone; skipping task")
+		log.Log(ctx, slog.LevelWarn, "job record is gone; skipping task")
 		return nil
 	case err != nil:
 		return fmt.Errorf("mark job running: %w", err)
 	case fmt.Sprint(res[0]) != string(StateRunning):
-		log.InfoContext(ctx, "job already finished; skipping task", "state", res[0])
+		log.Log(ctx, slog.LevelInfo, "job already finished; skipping task", "state", res[0])
 		return nil
 	}
 	attempt := int(res[1].(int64))
-	log = log.With("attempt", attempt)
+	log.attrs = append(log.attrs, "attempt", attempt)
 	w.attemptStarted(ctx, attempt)
 
 	timeout := typ.Timeout()
@@ -324,7 +324,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	result, herr := typ.Run(runCtx, job, t.Payload())
 	if herr == nil {
 		w.finish(ctx, log, keys, StateSucceeded, result, nil)
-		log.InfoContext(ctx, "job succeeded", "duration", w.now().Sub(started))
+		log.Log(ctx, slog.LevelInfo, "job succeeded", "duration", w.now().Sub(started))
 		return nil
 	}
 
@@ -333,14 +333,14 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	case errors.Is(context.Cause(jobCtx), errCancelled):
 		// The record is CANCELLED already; completing the task without an
 		// error keeps asynq from retrying it.
-		log.InfoContext(ctx, "job cancelled while running", "duration", w.now().Sub(started))
+		log.Log(ctx, slog.LevelInfo, "job cancelled while running", "duration", w.now().Sub(started))
 		return nil
 	case errors.Is(herr, context.DeadlineExceeded) && runCtx.Err() != nil && ctx.Err() == nil:
 		msg = fmt.Sprintf("attempt timed out after %s", timeout)
 	case ctx.Err() != nil:
 		// Only asynq cancels the task's own context: the lease expired and
 		// asynq is rescheduling the task.
-		log.WarnContext(ctx, "job attempt interrupted; asynq will reschedule it")
+		log.Log(ctx, slog.LevelWarn, "job attempt interrupted; asynq will reschedule it")
 		return errInterrupted
 	}
 	permanent := jobs.IsPermanent(herr)
@@ -349,7 +349,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		state = StateFailed
 	}
 	w.finish(ctx, log, keys, state, nil, &AttemptError{Message: msg, Attempt: attempt, Permanent: permanent})
-	log.WarnContext(ctx, "job attempt failed", "state", state, "error", msg)
+	log.Log(ctx, slog.LevelWarn, "job attempt failed", "state", state, "error", msg)
 	if permanent {
 		return fmt.Errorf("%w: %w", asynq.SkipRetry, herr)
 	}
@@ -359,26 +359,22 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 // start marks the job RUNNING and takes it out of its tenant's waiting set,
 // in one round trip.
 func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) ([]any, error) {
-	for try := 0; ; try++ {
-		pipe := w.rdb.Pipeline()
-		res := startScript.EvalSha(ctx, pipe, keys, micros(w.now()))
+	var res *redis.Cmd
+	err := pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
+		res = startScript.EvalSha(ctx, pipe, keys, micros(w.now()))
 		if tenant != "" {
 			pipe.ZRem(ctx, waitingKey(tenant), id)
 		}
-		_, err := pipe.Exec(ctx)
-		if err != nil && try == 0 && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			if err := loadScripts(ctx, w.rdb); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		return res.Slice()
+	})
+	if err != nil {
+		return nil, err
 	}
+	return res.Slice()
 }
 
 // finish records the outcome of an attempt. It runs even when the attempt's
 // context is done (timeouts), bounded by its own short deadline.
-func (w *Worker) finish(ctx context.Context, log *slog.Logger, keys []string, state State, result json.RawMessage, aerr *AttemptError) {
+func (w *Worker) finish(ctx context.Context, log jobLogger, keys []string, state State, result json.RawMessage, aerr *AttemptError) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	now := w.now()
@@ -392,7 +388,7 @@ func (w *Worker) finish(ctx context.Context, log *slog.Logger, keys []string, st
 	got, err := finishScript.Run(ctx, w.rdb, keys,
 		string(state), micros(now), retention, micros(expire), string(result), string(errJSON)).Text()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		log.ErrorContext(ctx, "record job outcome", "state", state, "error", err)
+		log.Log(ctx, slog.LevelError, "record job outcome", "state", state, "error", err)
 	}
 	if !errors.Is(err, redis.Nil) && (err != nil || got == string(state)) {
 		w.attemptFinished(ctx, state) // not when the job was cancelled or removed meanwhile
@@ -420,6 +416,22 @@ func (r *reporter) ReportProgress(ctx context.Context, percent int, message stri
 		return errCancelled
 	}
 	return nil
+}
+
+// jobLogger logs with a job's attributes. Unlike slog.Logger.With, which
+// formats the attributes up front, it formats them only when a line is
+// actually written: most jobs log one line or none, so With was pure
+// overhead on the worker's hot path.
+type jobLogger struct {
+	log   *slog.Logger
+	attrs []any
+}
+
+func (l jobLogger) Log(ctx context.Context, level slog.Level, msg string, kv ...any) {
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	l.log.Log(ctx, level, msg, append(l.attrs[:len(l.attrs):len(l.attrs)], kv...)...)
 }
 
 // asynqLogger routes asynq's own logs through slog.
