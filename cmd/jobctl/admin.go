@@ -20,13 +20,11 @@ pending job (latency), whether it is paused, and today's (UTC) processed and
 failed counts. The pause and resume subcommands stop and restart a queue.`,
 		Args: exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.queues.ListQueues(ctx, &jobforgev1.ListQueuesRequest{})
 			if err != nil {
 				return err
@@ -64,13 +62,11 @@ func newQueueStateCmd(o *options, verb string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			var q *jobforgev1.Queue
 			if verb == "pause" {
 				q, err = c.queues.PauseQueue(ctx, &jobforgev1.PauseQueueRequest{Name: name})
@@ -99,13 +95,11 @@ func newWorkersCmd(o *options) *cobra.Command {
 		Short: "List the live worker pools: host, queues, slots, busy slots (needs the admin scope)",
 		Args:  exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.queues.ListWorkers(ctx, &jobforgev1.ListWorkersRequest{})
 			if err != nil {
 				return err
@@ -162,13 +156,11 @@ func newScheduleListCmd(o *options) *cobra.Command {
 		Short: "List the schedules",
 		Args:  exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.schedules.ListSchedules(ctx, &jobforgev1.ListSchedulesRequest{})
 			if err != nil {
 				return err
@@ -223,13 +215,11 @@ template is validated like jobctl submit.`,
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			s, err := c.schedules.CreateSchedule(ctx, &jobforgev1.CreateScheduleRequest{Schedule: &jobforgev1.Schedule{
 				Cron: cronSpec, TimeZone: tz, Description: description,
 				Job: &jobforgev1.Job{Type: typ, Payload: p, Queue: queue, Labels: lm},
@@ -271,13 +261,11 @@ func newScheduleDeleteCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			if _, err := c.schedules.DeleteSchedule(ctx, &jobforgev1.DeleteScheduleRequest{Name: name}); err != nil {
 				return err
 			}

@@ -118,6 +118,17 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 func (bearer) RequireTransportSecurity() bool { return false }
 
 // callCtx bounds one unary call by --timeout.
+// connect dials the API and returns the client with a context bounded by
+// --timeout; done closes both.
+func (o *options) connect(ctx context.Context) (*client, context.Context, func(), error) {
+	c, err := o.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := o.callCtx(ctx)
+	return c, ctx, func() { cancel(); _ = c.Close() }, nil
+}
+
 func (o *options) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if o.timeout <= 0 {
 		return context.WithCancel(ctx)

@@ -18,13 +18,11 @@ func newTypesCmd(o *options) *cobra.Command {
 		Short: "List the job types the service accepts, with defaults and an example",
 		Args:  exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := c.jobs.ListJobTypes(ctx, &jobforgev1.ListJobTypesRequest{})
 			if err != nil {
 				return err
@@ -91,13 +89,11 @@ timeout comes from JOBFORGE_TIMEOUT.`,
 			if cmd.Flags().Changed("delay") {
 				job.ScheduleDelay = durationpb.New(delay)
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			j, err := c.jobs.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: job})
 			if err != nil {
 				return err
@@ -143,13 +139,11 @@ func newGetCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			j, err := c.jobs.GetJob(ctx, &jobforgev1.GetJobRequest{Name: name})
 			if err != nil {
 				return err
@@ -306,13 +300,11 @@ func newCancelCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			j, err := c.jobs.CancelJob(ctx, &jobforgev1.CancelJobRequest{Name: name, Reason: reason})
 			if err != nil {
 				return err
@@ -340,13 +332,11 @@ func newRetryCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, ctx, done, err := o.connect(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer c.Close()
-			ctx, cancel := o.callCtx(cmd.Context())
-			defer cancel()
+			defer done()
 			j, err := c.jobs.RetryJob(ctx, &jobforgev1.RetryJobRequest{Name: name})
 			if err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,9 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -23,9 +20,7 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/api"
-	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
-	"github.com/jobforge/jobforge/jobs"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -38,30 +33,17 @@ type bundle struct {
 // setup runs a real API server (no worker) against redisURL.
 func setup(t *testing.T, redisURL string) *bundle {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := queue.Connect(ctx, redisURL)
-	require.NoError(t, err)
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
-	require.NoError(t, err)
-	store := queue.NewStore(rdb, log)
-	svc := api.NewService(store, reg, []string{"critical", "default", "cpu"}, []byte("test-key"), log)
-	srv, err := api.NewServer(api.Options{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		Ready: store.Ping, Logger: log,
-	}, svc)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		require.NoError(t, <-done)
-		_ = rdb.Close()
-	})
-	return &bundle{client: jobforgev1.NewJobServiceClient(conn), baseURL: "http://" + srv.HTTPAddr()}
+	b, _ := setupStack(t, redisURL)
+	return b
+}
+
+// setupStack is setup that also returns what the server was built from.
+func setupStack(t *testing.T, redisURL string) (*bundle, *stack) {
+	t.Helper()
+	s := newStack(t, redisURL)
+	srv := s.serve(t, api.Options{})
+	conn := dial(t, srv.GRPCAddr())
+	return &bundle{client: jobforgev1.NewJobServiceClient(conn), baseURL: "http://" + srv.HTTPAddr()}, s
 }
 
 func (b *bundle) do(t *testing.T, method, path, body string) (int, map[string]any, http.Header) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -22,31 +21,17 @@ import (
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
-	"github.com/jobforge/jobforge/jobs"
 )
 
 // setupWithWorker runs the API and a worker (real retry policies, fast
 // polling) on one fresh database.
 func setupWithWorker(t *testing.T) *bundle {
 	t.Helper()
-	url := redistest.NewDB(t)
-	b := setup(t, url)
-	rdb, err := queue.Connect(context.Background(), url)
-	require.NoError(t, err)
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
-	require.NoError(t, err)
-	w := queue.NewWorker(rdb, reg, queue.WorkerOptions{
-		Pools: []queue.Pool{
-			{Name: "io", Queues: map[string]int{"critical": 2, "default": 1}, Concurrency: 8},
-			{Name: "cpu", Queues: map[string]int{"cpu": 1}, Concurrency: 1},
-		},
-		PollInterval: 5 * time.Millisecond, DelayedCheckInterval: 100 * time.Millisecond,
-		ShutdownTimeout: 2 * time.Second, Retention: time.Hour,
-		CancelCheckInterval: 200 * time.Millisecond,
-		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+	b, s := setupStack(t, redistest.NewDB(t))
+	s.startWorker(t, func(o *queue.WorkerOptions) {
+		o.Pools[0].Concurrency = 8
+		o.CancelCheckInterval = 200 * time.Millisecond
 	})
-	require.NoError(t, w.Start())
-	t.Cleanup(func() { w.Shutdown(); _ = rdb.Close() })
 	return b
 }
 

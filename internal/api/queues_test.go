@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -11,16 +9,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/api"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
-	"github.com/jobforge/jobforge/jobs"
 )
 
 // opsBundle is an API server with the QueueService and ScheduleService,
@@ -32,54 +27,25 @@ type opsBundle struct {
 	store     *queue.Store
 }
 
-var testQueues = []string{"critical", "default", "cpu"}
-
 // setupOps runs the API with every service on a fresh database. With
 // worker, a worker (io pool: critical, default; cpu pool: cpu) and a
 // scheduler run in-process too.
 func setupOps(t *testing.T, worker bool) *opsBundle {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	url := redistest.NewDB(t)
-	rdb, err := queue.Connect(ctx, url)
-	require.NoError(t, err)
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
-	require.NoError(t, err)
-	store := queue.NewStore(rdb, log)
-	svc := api.NewService(store, reg, testQueues, []byte("test-key"), log)
-	srv, err := api.NewServer(api.Options{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		Ready: store.Ping, Logger: log,
-		QueueService:    api.NewQueueService(store, testQueues, log),
-		ScheduleService: api.NewScheduleService(store, svc, log),
-	}, svc)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	conn, err := grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		cancel()
-		require.NoError(t, <-done)
-		_ = rdb.Close()
+	st := newStack(t, redistest.NewDB(t))
+	srv := st.serve(t, api.Options{
+		QueueService:    api.NewQueueService(st.store, testQueues, st.log),
+		ScheduleService: api.NewScheduleService(st.store, st.svc, st.log),
 	})
+	conn := dial(t, srv.GRPCAddr())
+	store := st.store
 	if worker {
-		w := queue.NewWorker(rdb, reg, queue.WorkerOptions{
-			Pools: []queue.Pool{
-				{Name: "io", Queues: map[string]int{"critical": 2, "default": 1}, Concurrency: 4},
-				{Name: "cpu", Queues: map[string]int{"cpu": 1}, Concurrency: 1},
-			},
-			PollInterval: 5 * time.Millisecond, DelayedCheckInterval: 100 * time.Millisecond,
-			ShutdownTimeout: 2 * time.Second, Retention: time.Hour, Logger: log,
-		})
-		require.NoError(t, w.Start())
+		st.startWorker(t, nil)
 		sctx, stop := context.WithCancel(context.Background())
 		schedDone := make(chan error, 1)
-		go func() { schedDone <- queue.NewScheduler(store, queue.SchedulerOptions{Logger: log}).Run(sctx) }()
+		go func() { schedDone <- queue.NewScheduler(store, queue.SchedulerOptions{Logger: st.log}).Run(sctx) }()
 		// Registered after the server's cleanup, so it runs first.
-		t.Cleanup(func() { stop(); require.NoError(t, <-schedDone); w.Shutdown() })
+		t.Cleanup(func() { stop(); require.NoError(t, <-schedDone) })
 	}
 	return &opsBundle{
 		bundle:    &bundle{client: jobforgev1.NewJobServiceClient(conn), baseURL: "http://" + srv.HTTPAddr()},

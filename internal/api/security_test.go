@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -23,7 +22,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -34,7 +32,6 @@ import (
 	"github.com/jobforge/jobforge/internal/auth"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
-	"github.com/jobforge/jobforge/jobs"
 )
 
 // secure is an API server with authentication, tenants and rate limits.
@@ -53,10 +50,8 @@ const (
 
 func setupSecure(t *testing.T, limits api.Limits, maxWaiting int) *secure {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := queue.Connect(ctx, redistest.NewDB(t))
-	require.NoError(t, err)
+	ctx := context.Background()
+	redisURL := redistest.NewDB(t)
 	s := &secure{tokens: map[string]string{}}
 
 	var keys []auth.Key
@@ -99,27 +94,12 @@ func setupSecure(t *testing.T, limits api.Limits, maxWaiting int) *secure {
 	authn, err := auth.New(keys, verifier)
 	require.NoError(t, err)
 
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
-	require.NoError(t, err)
-	store := queue.NewStore(rdb, log, queue.StoreOptions{MaxWaitingPerTenant: maxWaiting})
-	queues := []string{"critical", "default", "cpu"}
-	svc := api.NewService(store, reg, queues, []byte("k"), log)
-	srv, err := api.NewServer(api.Options{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		Ready: store.Ping, Logger: log, Auth: authn, Limiter: queue.NewLimiter(rdb), Limits: limits,
-		MaxBodyBytes: 1 << 20, QueueService: api.NewQueueService(store, queues, log),
-	}, svc)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	s.conn, err = grpc.NewClient(srv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = s.conn.Close()
-		cancel()
-		require.NoError(t, <-done)
-		_ = rdb.Close()
+	st := newStack(t, redisURL, queue.StoreOptions{MaxWaitingPerTenant: maxWaiting})
+	srv := st.serve(t, api.Options{
+		Auth: authn, Limiter: queue.NewLimiter(st.rdb), Limits: limits,
+		MaxBodyBytes: 1 << 20, QueueService: api.NewQueueService(st.store, testQueues, st.log),
 	})
+	s.conn = dial(t, srv.GRPCAddr())
 	s.client = jobforgev1.NewJobServiceClient(s.conn)
 	s.baseURL = "http://" + srv.HTTPAddr()
 	return s

@@ -8,8 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -23,9 +21,7 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/api"
-	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
-	"github.com/jobforge/jobforge/jobs"
 )
 
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
@@ -50,23 +46,11 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rdb, err := queue.Connect(ctx, redistest.NewDB(t))
-	require.NoError(t, err)
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
-	require.NoError(t, err)
-	store := queue.NewStore(rdb, log)
+	ctx := context.Background()
 	cert, pool := selfSigned(t)
-	srv, err := api.NewServer(api.Options{
-		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		Ready: store.Ping, Logger: log,
+	srv := newStack(t, redistest.NewDB(t)).serve(t, api.Options{
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
-	}, api.NewService(store, reg, []string{"default", "cpu"}, []byte("k"), log))
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done); _ = rdb.Close() })
+	})
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := client.Get("https://" + srv.HTTPAddr() + "/v1/jobTypes")

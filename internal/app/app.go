@@ -159,14 +159,12 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	log.Info("api started", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "admin_addr", admin.Addr(),
 		"dev", cfg.Dev, "embedded_store", embedded != nil)
 	if cfg.Dev {
-		printBanner(stdout, cfg, srv, embedded, devKey)
-		fmt.Fprintf(stdout, "  docs:    http://%s/docs   queues: http://%s/monitoring\n", localAddr(srv.HTTPAddr()), localAddr(srv.HTTPAddr()))
-		fmt.Fprintf(stdout, "  admin:   http://%s/metrics   /readyz   /debug/pprof/\n\n", localAddr(admin.Addr()))
+		printBanner(stdout, cfg, srv, admin.Addr(), embedded, devKey)
 	}
 	return serveAPI(ctx, srv, admin, stats)
 }
 
-func printBanner(w io.Writer, cfg config.Config, srv *api.Server, embedded *queue.Embedded, devKey string) {
+func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr string, embedded *queue.Embedded, devKey string) {
 	httpURL := "http://" + localAddr(srv.HTTPAddr())
 	grpcAddr := localAddr(srv.GRPCAddr())
 	fmt.Fprintln(w, "\njobforge is running in development mode")
@@ -198,6 +196,8 @@ func printBanner(w io.Writer, cfg config.Config, srv *api.Server, embedded *queu
 	fmt.Fprintf(w, "  try:     curl -s %s %s/v1/jobTypes\n", auth, httpURL)
 	fmt.Fprintf(w, "           curl -s %s -XPOST %s/v1/jobs -d '{\"type\":\"primes\",\"payload\":{\"limit\":1000000}}'\n", auth, httpURL)
 	fmt.Fprintf(w, "           grpcurl -plaintext %s list\n\n", grpcAddr)
+	fmt.Fprintf(w, "  docs:    %s/docs   queues: %s/monitoring\n", httpURL, httpURL)
+	fmt.Fprintf(w, "  admin:   http://%s/metrics   /readyz   /debug/pprof/\n\n", localAddr(adminAddr))
 }
 
 func localAddr(addr string) string {
