@@ -85,6 +85,10 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
 				Type: "STATE", Subject: "job", Description: fmt.Sprintf("job is %s", se.State),
 			}}})
+	case errors.Is(err, queue.ErrTooManyWatchers):
+		return withDetails(codes.ResourceExhausted, err.Error(),
+			&errdetails.ErrorInfo{Reason: "TOO_MANY_WATCHES", Domain: errorDomain},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
 	case errors.As(err, &qe):
 		return withDetails(codes.ResourceExhausted, qe.Error(),
 			&errdetails.ErrorInfo{Reason: "QUOTA_EXCEEDED", Domain: errorDomain, Metadata: map[string]string{"limit": fmt.Sprint(qe.Limit)}},

@@ -17,8 +17,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/api"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
 )
@@ -534,4 +536,42 @@ func TestWatch(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	})
+}
+
+// Watches beyond the store's limit are refused with RESOURCE_EXHAUSTED and
+// a retry hint, and a slot frees up when a watch ends.
+func TestWatchLimit(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, redistest.NewDB(t), queue.StoreOptions{MaxWatchers: 1})
+	srv := s.serve(t, api.Options{})
+	client := jobforgev1.NewJobServiceClient(dial(t, srv.GRPCAddr()))
+	// Streams end before the server stops (cleanups run last-in first-out).
+	ctx, cancelAll := context.WithCancel(context.Background())
+	t.Cleanup(cancelAll)
+	job, err := client.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{
+		Type: "simulate", ScheduleDelay: durationpb.New(time.Hour),
+	}})
+	require.NoError(t, err)
+
+	wctx, stop := context.WithCancel(ctx)
+	first, err := client.WatchJob(wctx, &jobforgev1.WatchJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+	_, err = first.Recv() // the snapshot: the watch holds its slot now
+	require.NoError(t, err)
+
+	second, err := client.WatchJob(ctx, &jobforgev1.WatchJobRequest{Name: job.GetName()})
+	require.NoError(t, err)
+	_, err = second.Recv()
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.Equal(t, "TOO_MANY_WATCHES", grpcReason(err))
+
+	stop()
+	redistest.Eventually(t, 10*time.Second, func() bool {
+		third, err := client.WatchJob(ctx, &jobforgev1.WatchJobRequest{Name: job.GetName()})
+		if err != nil {
+			return false
+		}
+		ev, err := third.Recv()
+		return err == nil && ev.GetKind() == jobforgev1.JobEvent_SNAPSHOT
+	}, "a watch slot frees up when a watch ends")
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -20,17 +21,18 @@ import (
 // Store creates jobs and reads and changes their records. It is safe for
 // concurrent use.
 type Store struct {
-	rdb        redis.UniversalClient
-	client     *asynq.Client
-	inspector  *asynq.Inspector
-	log        *slog.Logger
-	retention  time.Duration
-	idemWindow time.Duration
-	maxWaiting int
-	metrics    *Metrics
-	wakeups    *wakeups // tells idle workers about new jobs (wakeup.go)
-	now        func() time.Time
-	watch      watchPool // connections for blocking watch reads (watch.go)
+	rdb         redis.UniversalClient
+	client      *asynq.Client
+	inspector   *asynq.Inspector
+	log         *slog.Logger
+	retention   time.Duration
+	idemWindow  time.Duration
+	maxWaiting  int
+	maxWatchers int
+	metrics     *Metrics
+	wakeups     *wakeups // tells idle workers about new jobs (wakeup.go)
+	now         func() time.Time
+	watch       watchPool // connections for blocking watch reads (watch.go)
 }
 
 // StoreOptions configures a Store.
@@ -45,6 +47,8 @@ type StoreOptions struct {
 	MaxWaitingPerTenant int
 	// Metrics counts created and cancelled jobs; nil counts nothing.
 	Metrics *Metrics
+	// MaxWatchers bounds concurrent watches (DefaultMaxWatchers if 0).
+	MaxWatchers int
 }
 
 // NewStore returns a Store on rdb. The caller owns rdb and closes it after
@@ -59,19 +63,21 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 			o.IdempotencyWindow = opts[0].IdempotencyWindow
 		}
 		o.MaxWaitingPerTenant = opts[0].MaxWaitingPerTenant
+		o.MaxWatchers = opts[0].MaxWatchers
 		o.Metrics = opts[0].Metrics
 	}
 	return &Store{
-		rdb:        rdb,
-		client:     asynq.NewClientFromRedisClient(rdb),
-		inspector:  asynq.NewInspectorFromRedisClient(rdb),
-		log:        log,
-		retention:  o.Retention,
-		idemWindow: o.IdempotencyWindow,
-		maxWaiting: o.MaxWaitingPerTenant,
-		metrics:    o.Metrics,
-		wakeups:    newWakeups(rdb),
-		now:        time.Now,
+		rdb:         rdb,
+		client:      asynq.NewClientFromRedisClient(rdb),
+		inspector:   asynq.NewInspectorFromRedisClient(rdb),
+		log:         log,
+		retention:   o.Retention,
+		idemWindow:  o.IdempotencyWindow,
+		maxWaiting:  o.MaxWaitingPerTenant,
+		maxWatchers: cmp.Or(o.MaxWatchers, DefaultMaxWatchers),
+		metrics:     o.Metrics,
+		wakeups:     newWakeups(rdb),
+		now:         time.Now,
 	}
 }
 

@@ -38,12 +38,13 @@ type Event struct {
 // watchBlock bounds one blocking read, so a cancelled watcher is noticed.
 const watchBlock = time.Second
 
-// MaxWatchers bounds concurrent watches per process. Each holds a Redis
-// connection while it blocks on its event stream, so watches get their own
-// connection pool rather than starving the shared one.
-const MaxWatchers = 1000
+// DefaultMaxWatchers bounds concurrent watches per process (see
+// StoreOptions.MaxWatchers). Each holds a Redis connection while it blocks
+// on its event stream, so watches get their own connection pool rather
+// than starving the shared one.
+const DefaultMaxWatchers = 1000
 
-// ErrTooManyWatchers is returned when MaxWatchers watches are open.
+// ErrTooManyWatchers is returned when the store's watch limit is reached.
 var ErrTooManyWatchers = errors.New("too many concurrent watches on this server; retry later")
 
 type watchPool struct {
@@ -55,11 +56,11 @@ type watchPool struct {
 
 func (s *Store) watchClient() (redis.UniversalClient, chan struct{}) {
 	s.watch.once.Do(func() {
-		s.watch.sem = make(chan struct{}, MaxWatchers)
+		s.watch.sem = make(chan struct{}, s.maxWatchers)
 		s.watch.rdb = s.rdb
 		if c, ok := s.rdb.(*redis.Client); ok {
 			o := *c.Options()
-			o.PoolSize, o.MinIdleConns, o.MaxIdleConns = MaxWatchers, 0, 16
+			o.PoolSize, o.MinIdleConns, o.MaxIdleConns = s.maxWatchers, 0, 16
 			s.watch.rdb, s.watch.own = redis.NewClient(&o), true
 		}
 	})
