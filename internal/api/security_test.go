@@ -41,6 +41,7 @@ type secure struct {
 	conn    *grpc.ClientConn
 	tokens  map[string]string // name → bearer token
 	signJWT func(claims jwt.MapClaims, method jwt.SigningMethod) string
+	stack   *stack
 }
 
 const (
@@ -99,6 +100,7 @@ func setupSecure(t *testing.T, limits api.Limits, maxWaiting int) *secure {
 		Auth: authn, Limiter: queue.NewLimiter(st.rdb), Limits: limits,
 		MaxBodyBytes: 1 << 20, QueueService: api.NewQueueService(st.store, testQueues, st.log),
 	})
+	s.stack = st
 	s.conn = dial(t, srv.GRPCAddr())
 	s.client = jobforgev1.NewJobServiceClient(s.conn)
 	s.baseURL = "http://" + srv.HTTPAddr()

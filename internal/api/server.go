@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -156,7 +155,7 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", obs.instrumentHTTP("api", obs.traceREST(
-		guardBody(withEventStream(gw, jobforgev1.NewJobServiceClient(inproc), opts.Logger), opts.MaxBodyBytes))))
+		withBearerChallenge(guardBody(withEventStream(gw, jobforgev1.NewJobServiceClient(inproc), obs.gatewayMetadata, opts.Logger), opts.MaxBodyBytes)))))
 	s.mountOperability(mux, obs)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -288,23 +287,38 @@ func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 	} else {
 		err = st.Err()
 	}
+	setRetryAfter(w, st)
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// setRetryAfter sets Retry-After from the status's RetryInfo, if any.
+func setRetryAfter(w http.ResponseWriter, st *status.Status) {
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
 			secs := int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		}
 	}
-	if st.Code() == codes.Unauthenticated {
-		// The default handler puts the message in WWW-Authenticate; RFC
-		// 6750 wants the scheme there.
-		w = &bearerChallenge{ResponseWriter: w}
-	}
-	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// withBearerChallenge sets the RFC 6750 challenge on every 401 of the REST
+// API: unary calls, NDJSON and SSE watches alike. (The gateway's default
+// error handler puts the error message in WWW-Authenticate; this replaces
+// it with the scheme.)
+func withBearerChallenge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&bearerChallenge{ResponseWriter: w}, r)
+	})
 }
 
 type bearerChallenge struct{ http.ResponseWriter }
 
 func (b *bearerChallenge) WriteHeader(code int) {
-	b.Header().Set("WWW-Authenticate", `Bearer realm="jobforge"`)
+	if code == http.StatusUnauthorized {
+		b.Header().Set("WWW-Authenticate", `Bearer realm="jobforge"`)
+	}
 	b.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush).
+func (b *bearerChallenge) Unwrap() http.ResponseWriter { return b.ResponseWriter }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,11 @@ import (
 // Each event is written as `id: <event id>` and `data: <JobEvent JSON>`;
 // browsers' EventSource resumes with Last-Event-ID, which becomes
 // WatchJobRequest.after_event_id.
-func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, log *slog.Logger) http.Handler {
+//
+// The request's headers reach the call as the gateway would forward them
+// (incomingHeader: credentials, request id), plus the metadata the gateway
+// adds (trace context), so SSE watches authenticate like any REST call.
+func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, annotate func(context.Context, *http.Request) metadata.MD, log *slog.Logger) http.Handler {
 	marshal := protojson.MarshalOptions{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/v1/"), ":watch")
@@ -40,16 +45,13 @@ func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, log *s
 		if after == "" {
 			after = r.URL.Query().Get("afterEventId")
 		}
-		ctx := r.Context()
-		if id := r.Header.Get(requestIDHeader); id != "" {
-			ctx = metadata.AppendToOutgoingContext(ctx, requestIDHeader, id)
-		}
+		ctx := metadata.NewOutgoingContext(r.Context(), forwardedMetadata(r, annotate))
 		stream, err := client.WatchJob(ctx, &jobforgev1.WatchJobRequest{Name: name, AfterEventId: after})
 		if err != nil {
 			writeStatus(w, err)
 			return
 		}
-		flusher, _ := w.(http.Flusher)
+		rc := http.NewResponseController(w)
 		first := true
 		for {
 			ev, err := stream.Recv()
@@ -81,16 +83,32 @@ func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, log *s
 			if _, err := fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", ev.GetId(), strings.ToLower(ev.GetKind().String()), b); err != nil {
 				return
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+			_ = rc.Flush() // a client that went away fails the next write
 		}
 	})
 }
 
-// writeStatus renders a gRPC status error as the gateway would.
+// forwardedMetadata is the outgoing metadata of a REST call made outside
+// the gateway: the headers incomingHeader lets through, and annotate's.
+func forwardedMetadata(r *http.Request, annotate func(context.Context, *http.Request) metadata.MD) metadata.MD {
+	md := metadata.MD{}
+	for key, vals := range r.Header {
+		if name, ok := incomingHeader(key); ok {
+			md.Append(name, vals...)
+		}
+	}
+	if annotate != nil {
+		md = metadata.Join(md, annotate(r.Context(), r))
+	}
+	return md
+}
+
+// writeStatus renders a gRPC status error as the gateway's error handler
+// would, Retry-After included.
 func writeStatus(w http.ResponseWriter, err error) {
-	writeStatusCode(w, runtime.HTTPStatusFromCode(status.Code(err)), err)
+	st := withErrorInfo(status.Convert(err))
+	setRetryAfter(w, st)
+	writeStatusCode(w, runtime.HTTPStatusFromCode(st.Code()), st.Err())
 }
 
 func writeStatusCode(w http.ResponseWriter, httpCode int, err error) {
