@@ -110,6 +110,19 @@ type Process struct {
 // -v) go to the test log. The process is killed when the test ends.
 func Start(t testing.TB, bin string, env []string, ready string, args ...string) *Process {
 	t.Helper()
+	return StartWith(t, Options{}, bin, env, ready, args...)
+}
+
+// Options tune StartWith.
+type Options struct {
+	// Quiet sends only lines above INFO to the test log, even with -v:
+	// fault tests run workers at debug level through thousands of jobs.
+	Quiet bool
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options, bin string, env []string, ready string, args ...string) *Process {
+	t.Helper()
 	p := &Process{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
@@ -131,7 +144,7 @@ func Start(t testing.TB, bin string, env []string, ready string, args ...string)
 				t.Logf("%s: %s", name, sc.Text())
 				continue
 			}
-			if lvl, _ := m["level"].(string); testing.Verbose() || (lvl != "INFO" && lvl != "DEBUG") {
+			if lvl, _ := m["level"].(string); (testing.Verbose() && !opts.Quiet) || (lvl != "INFO" && lvl != "DEBUG") {
 				t.Logf("%s: %s", name, sc.Text())
 			}
 			p.mu.Lock()
@@ -191,6 +204,22 @@ func (p *Process) Output() string {
 	defer p.mu.Unlock()
 	return p.stdout.String()
 }
+
+// Done is closed once the process has exited and its output is read.
+func (p *Process) Done() <-chan struct{} { return p.exited }
+
+// ExitErr is how the process ended (nil for a clean exit); call it after
+// Done is closed.
+func (p *Process) ExitErr() error {
+	<-p.exited
+	return p.err
+}
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process without waiting for it.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 // Stop sends SIGTERM and requires a clean exit within timeout.
 func (p *Process) Stop(t testing.TB, timeout time.Duration) {

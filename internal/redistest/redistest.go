@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,20 +82,32 @@ func NewDB(tb testing.TB) string {
 
 // Server is a redis-server child process.
 type Server struct {
-	port int
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
+	port    int
+	dir     string
+	durable bool
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited
 }
+
+// ServerOption configures NewServer.
+type ServerOption func(*Server)
+
+// Durable makes the server keep an append-only file in the test's temp
+// dir, fsynced before every reply (appendonly yes, appendfsync always):
+// whatever Redis acknowledged survives Stop (kill -9) and Terminate, and
+// Start on the same port reloads it, as a server configured for
+// durability does in production.
+func Durable() ServerOption { return func(s *Server) { s.durable = true } }
 
 // NewServer starts a dedicated redis-server for tests that stop and restart
 // it; it is stopped when the test ends.
-func NewServer(tb testing.TB) *Server {
+func NewServer(tb testing.TB, opts ...ServerOption) *Server {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("needs redis-server; skipped in -short mode")
 	}
-	s, err := start(tb.TempDir())
+	s, err := start(tb.TempDir(), opts...)
 	if err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -102,7 +115,7 @@ func NewServer(tb testing.TB) *Server {
 	return s
 }
 
-func start(dir string) (*Server, error) {
+func start(dir string, opts ...ServerOption) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: run `make deps` (Debian package redis-server)")
 	}
@@ -120,6 +133,9 @@ func start(dir string) (*Server, error) {
 			return nil, err
 		}
 		s := &Server{port: port, dir: dir}
+		for _, o := range opts {
+			o(s)
+		}
 		if lastErr = s.Start(); lastErr == nil {
 			return s, nil
 		}
@@ -134,10 +150,14 @@ func (s *Server) Start() error {
 	if s.cmd != nil {
 		return nil
 	}
-	cmd := exec.Command("redis-server",
+	aof := []string{"--appendonly", "no"}
+	if s.durable {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command("redis-server", append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--databases", strconv.Itoa(databases),
-		"--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning")
+		"--save", "", "--databases", strconv.Itoa(databases),
+		"--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}, aof...)...)
 	logFile, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", s.port)))
 	if err != nil {
 		return err
@@ -166,7 +186,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("redis-server on port %d did not answer PING within 10s", s.port)
 		}
 	}
-	s.cmd = cmd
+	s.cmd, s.exited = cmd, exited
 	go func() {
 		<-exited
 		s.mu.Lock()
@@ -178,19 +198,41 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Stop kills the process (data is lost; the port is kept for Start).
+// Stop kills the process (kill -9) and waits for it to exit. Data is lost
+// unless the server is Durable; the port is kept for Start.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd := s.cmd
+	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Kill()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) && ping(s.Addr()) == nil {
-		time.Sleep(5 * time.Millisecond)
+	<-exited
+}
+
+// Terminate asks the process to shut down (SIGTERM: Redis flushes its
+// append-only file and exits) and waits up to timeout for it to exit,
+// killing it after that. The port is kept for Start.
+func (s *Server) Terminate(timeout time.Duration) error {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("signal redis-server: %w", err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("redis-server did not exit within %s of SIGTERM; killed", timeout)
 	}
 }
 
