@@ -27,7 +27,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	apidef "github.com/jobforge/jobforge/api"
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
@@ -129,28 +128,9 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		}
 	}
 
-	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: false},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
-		runtime.WithIncomingHeaderMatcher(incomingHeader),
-		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
-		runtime.WithErrorHandler(httpErrorHandler),
-		runtime.WithMetadata(obs.gatewayMetadata),
-	)
-	if err := jobforgev1.RegisterJobServiceHandlerClient(context.Background(), gw, jobforgev1.NewJobServiceClient(inproc)); err != nil {
-		return nil, fmt.Errorf("register gateway: %w", err)
-	}
-	if opts.QueueService != nil {
-		if err := jobforgev1.RegisterQueueServiceHandlerClient(context.Background(), gw, jobforgev1.NewQueueServiceClient(inproc)); err != nil {
-			return nil, fmt.Errorf("register queue gateway: %w", err)
-		}
-	}
-	if opts.ScheduleService != nil {
-		if err := jobforgev1.RegisterScheduleServiceHandlerClient(context.Background(), gw, jobforgev1.NewScheduleServiceClient(inproc)); err != nil {
-			return nil, fmt.Errorf("register schedule gateway: %w", err)
-		}
+	gw, err := newGateway(inproc, opts, obs)
+	if err != nil {
+		return nil, err
 	}
 
 	mux := http.NewServeMux()
@@ -280,12 +260,15 @@ func (s *Server) Run(ctx context.Context) error {
 // clients expect: Retry-After on 429/503 (from RetryInfo) and
 // WWW-Authenticate on 401.
 func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	st := withErrorInfo(status.Convert(err))
 	var hse *runtime.HTTPStatusError
 	if errors.As(err, &hse) {
-		hse.Err = st.Err() // keep the gateway's own HTTP status (e.g. 405)
-	} else {
-		err = st.Err()
+		err = hse.Err
+	}
+	st := withErrorInfo(status.Convert(err))
+	err = st.Err()
+	if hse != nil {
+		// Keep the gateway's own HTTP status (e.g. 405).
+		err = &runtime.HTTPStatusError{HTTPStatus: hse.HTTPStatus, Err: err}
 	}
 	setRetryAfter(w, st)
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
