@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
 	"buf.build/go/protovalidate"
 
 	"github.com/jobforge/jobforge/internal/auth"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // requestIDHeader carries a request id from the client (or the gateway) and
@@ -92,6 +94,7 @@ func (i *interceptors) validate(req any) error {
 	if !ok {
 		return nil
 	}
+	coercePageSize(m)
 	err := i.validator.Validate(m)
 	if err == nil {
 		return nil
@@ -105,6 +108,22 @@ func (i *interceptors) validate(req any) error {
 		vs = append(vs, violation(protovalidate.FieldPathString(v.Proto.GetField()), "%s", v.Proto.GetMessage()))
 	}
 	return invalidArgument(vs...)
+}
+
+// coercePageSize lowers a page_size above the request's maximum to that
+// maximum, as AIP-158 asks (a client asking for more than a page holds gets
+// a full page, not an error). The maximum is the field's own validation
+// rule (buf.validate int32.lte), so the proto stays its one source.
+func coercePageSize(m proto.Message) {
+	r := m.ProtoReflect()
+	fd := r.Descriptor().Fields().ByName("page_size")
+	if fd == nil || fd.Kind() != protoreflect.Int32Kind || fd.IsList() {
+		return
+	}
+	rules, _ := proto.GetExtension(fd.Options(), validate.E_Field).(*validate.FieldRules)
+	if limit := rules.GetInt32(); limit.HasLte() && int32(r.Get(fd).Int()) > limit.GetLte() {
+		r.Set(fd, protoreflect.ValueOfInt32(limit.GetLte()))
+	}
 }
 
 func (i *interceptors) recover(ctx context.Context, method string, err *error) {

@@ -378,7 +378,6 @@ func TestListJobs(t *testing.T) {
 	require.NotEmpty(t, token)
 	bad := []struct{ name, query, want string }{
 		{"negative page size", "pageSize=-1", "page_size"},
-		{"huge page size", "pageSize=1001", "page_size"},
 		{"forged token", "pageToken=eyJzIjoxfQ.AAAA", "page_token"},
 		{"token of another filter", "filter=type%3Dprimes&pageToken=" + token, "different filter"},
 		{"tampered token", "pageToken=" + strings.Replace(token, token[5:6], map[bool]string{true: "A", false: "B"}[token[5:6] != "A"], 1), "page_token"},

@@ -1,11 +1,17 @@
 package api_test
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/api"
 )
 
@@ -48,6 +54,39 @@ func TestRoutingErrors(t *testing.T) {
 			require.Equal(t, tt.wantAllow, resp.header.Get("Allow"))
 			require.Equal(t, tt.wantReason, restReason(resp.body), "%v", resp.body)
 			require.NotEmpty(t, messageOf(resp.body))
+		})
+	}
+}
+
+// TestPageSizeCoerced: a page size above the maximum is lowered to it
+// (AIP-158), over REST and gRPC; a negative one is still an error.
+func TestPageSizeCoerced(t *testing.T) {
+	t.Parallel()
+	s := setupSecure(t, api.Limits{}, 0)
+	for range 2 {
+		require.Equal(t, http.StatusOK, s.rest(t, restReq{path: "/v1/jobs", body: `{"type":"simulate","scheduleDelay":"3600s"}`}).code)
+	}
+	tests := []struct {
+		name     string
+		size     int32
+		wantCode codes.Code
+	}{
+		{"the maximum", 1000, codes.OK},
+		{"just above", 1001, codes.OK},
+		{"far above", math.MaxInt32, codes.OK},
+		{"negative", -1, codes.InvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp := s.rest(t, restReq{method: "GET", path: fmt.Sprintf("/v1/jobs?pageSize=%d", tt.size)})
+			require.Equal(t, runtime.HTTPStatusFromCode(tt.wantCode), resp.code, "%v", resp.body)
+			list, err := s.client.ListJobs(s.ctx("acme-admin"), &jobforgev1.ListJobsRequest{PageSize: tt.size})
+			require.Equal(t, tt.wantCode, status.Code(err), "%v", err)
+			if tt.wantCode == codes.OK {
+				require.Len(t, resp.body["jobs"], 2)
+				require.Len(t, list.GetJobs(), 2)
+			}
 		})
 	}
 }
