@@ -50,6 +50,23 @@ func (j *Job) Progress(ctx context.Context, percent int, message string) error {
 	return j.reporter.ReportProgress(ctx, percent, message)
 }
 
+// crasher is implemented by a worker runtime that can end its own process
+// on request (see Simulate's "crash" outcome). The runtime decides whether
+// it may: a production worker refuses.
+type crasher interface {
+	Crash() error
+}
+
+// crash ends the worker process at once, as an out-of-memory kill would,
+// when the runtime allows it; otherwise it returns why not.
+func (j *Job) crash() error {
+	c, ok := j.reporter.(crasher)
+	if !ok {
+		return errors.New("this worker runtime cannot simulate a crash")
+	}
+	return c.Crash()
+}
+
 // LastAttempt reports whether a failure of this attempt would be final.
 func (j *Job) LastAttempt() bool { return j.Attempt >= j.MaxAttempts }
 

@@ -10,8 +10,11 @@ import (
 
 // SimulatePayload controls the outcome of a simulate job.
 type SimulatePayload struct {
-	// Outcome is "succeed" (default) or "fail".
-	Outcome string `json:"outcome,omitempty" jsonschema:"enum=succeed,enum=fail,description=Final outcome once fail_times is used up"`
+	// Outcome is "succeed" (default), "fail", "panic" (the handler panics)
+	// or "crash" (the worker process exits at once, as an out-of-memory
+	// kill would; only on workers started with -allow-crash-jobs, elsewhere
+	// the attempt fails permanently).
+	Outcome string `json:"outcome,omitempty" jsonschema:"enum=succeed,enum=fail,enum=panic,enum=crash,description=Final outcome once fail_times is used up: succeed; fail; panic (the handler panics); crash (the worker process exits at once; only where the worker allows crash jobs)"`
 	// FailTimes makes the first FailTimes attempts fail before Outcome applies.
 	FailTimes int `json:"fail_times,omitempty" jsonschema:"minimum=0,maximum=100"`
 	// Message is the error text of failing attempts.
@@ -27,8 +30,10 @@ type SimulatePayload struct {
 // Validate implements the payload rules.
 func (p *SimulatePayload) Validate() error {
 	var v ValidationError
-	if p.Outcome != "" && p.Outcome != "succeed" && p.Outcome != "fail" {
-		v.Violations = append(v.Violations, FieldViolation{"outcome", fmt.Sprintf(`must be "succeed" or "fail", got %q`, p.Outcome)})
+	switch p.Outcome {
+	case "", "succeed", "fail", "panic", "crash":
+	default:
+		v.Violations = append(v.Violations, FieldViolation{"outcome", fmt.Sprintf(`must be "succeed", "fail", "panic" or "crash", got %q`, p.Outcome)})
 	}
 	if p.FailTimes < 0 || p.FailTimes > 100 {
 		v.Violations = append(v.Violations, FieldViolation{"fail_times", fmt.Sprintf("must be between 0 and 100, got %d", p.FailTimes)})
@@ -55,7 +60,7 @@ type SimulateResult struct {
 // success, failure, retries and permanent errors can be exercised end to end.
 var Simulate = register(Define(Spec[SimulatePayload, SimulateResult]{
 	Name:        "simulate",
-	Description: "Succeeds, fails, or fails `fail_times` attempts and then succeeds, as the payload says; for exercising retries and failures.",
+	Description: "Succeeds, fails, panics or crashes its worker, after failing `fail_times` attempts first, as the payload says; for exercising retries, failures and fault handling.",
 	Queue:       QueueDefault,
 	Timeout:     time.Hour,
 	MaxAttempts: 5,
@@ -77,12 +82,17 @@ var Simulate = register(Define(Spec[SimulatePayload, SimulateResult]{
 		if job.Attempt <= p.FailTimes {
 			return SimulateResult{}, fmt.Errorf("%s (attempt %d of %d planned failures)", msg, job.Attempt, p.FailTimes)
 		}
-		if p.Outcome == "fail" {
+		switch p.Outcome {
+		case "fail":
 			err := errors.New(msg)
 			if p.Permanent {
 				err = Permanent(err)
 			}
 			return SimulateResult{}, err
+		case "panic":
+			panic("simulated panic: " + msg)
+		case "crash":
+			return SimulateResult{}, Permanent(job.crash())
 		}
 		return SimulateResult{Attempt: job.Attempt, Echo: p.Result}, nil
 	},

@@ -21,6 +21,7 @@ func toProto(r *queue.Record) (*jobforgev1.Job, error) {
 		Queue:        r.Queue,
 		State:        jobforgev1.Job_State(jobforgev1.Job_State_value[string(r.State)]),
 		Attempts:     int32(r.Attempts),
+		LostAttempts: int32(r.LostAttempts),
 		MaxAttempts:  int32(r.MaxAttempts),
 		Timeout:      durationProto(r.Timeout),
 		Labels:       r.Labels,
@@ -78,6 +79,8 @@ func errorProto(e *queue.AttemptError) *jobforgev1.JobError {
 		Attempt:   int32(e.Attempt),
 		Permanent: e.Permanent,
 		Time:      timeProto(e.Time),
+		Lost:      e.Lost,
+		Reason:    e.Reason,
 	}
 }
 

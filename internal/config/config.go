@@ -41,6 +41,9 @@ type Config struct {
 	Retention            time.Duration // JOBFORGE_RETENTION
 	IdempotencyWindow    time.Duration // JOBFORGE_IDEMPOTENCY_WINDOW
 	ShutdownTimeout      time.Duration // JOBFORGE_SHUTDOWN_TIMEOUT
+	LostAfter            time.Duration // JOBFORGE_LOST_AFTER
+	MaxLostAttempts      int           // JOBFORGE_MAX_LOST_ATTEMPTS
+	AllowCrashJobs       bool          // JOBFORGE_ALLOW_CRASH_JOBS
 	DrainDelay           time.Duration // JOBFORGE_DRAIN_DELAY
 
 	LogLevel  slog.Level // JOBFORGE_LOG_LEVEL
@@ -94,6 +97,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		cpuPoll                           string
 		idemWindow                        string
 		drain, concurrency, cpuConcurrent string
+		lostAfter, maxLost                string
 		jwtAlgs, rateW, rateR, tRateW     string
 		tRateR, maxWaiting, maxBody       string
 	)
@@ -115,6 +119,9 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&pools, "pools", env("JOBFORGE_POOLS", "io,cpu"), "worker pools to run: io, cpu (env JOBFORGE_POOLS)")
 	fs.StringVar(&concurrency, "concurrency", env("JOBFORGE_CONCURRENCY", "32"), "I/O pool slots (env JOBFORGE_CONCURRENCY)")
 	fs.StringVar(&cpuConcurrent, "cpu-concurrency", env("JOBFORGE_CPU_CONCURRENCY", "0"), "CPU pool slots, 0 = one per core (env JOBFORGE_CPU_CONCURRENCY)")
+	fs.StringVar(&lostAfter, "lost-after", env("JOBFORGE_LOST_AFTER", "3s"), "a worker that has not heartbeaten (every second) for this long is lost: its jobs run again elsewhere (env JOBFORGE_LOST_AFTER)")
+	fs.StringVar(&maxLost, "max-lost-attempts", env("JOBFORGE_MAX_LOST_ATTEMPTS", "3"), "attempts a job may lose to workers that crashed before it fails as WORKER_LOST (env JOBFORGE_MAX_LOST_ATTEMPTS)")
+	fs.BoolVar(&c.AllowCrashJobs, "allow-crash-jobs", getenv("JOBFORGE_ALLOW_CRASH_JOBS") == "true", `let simulate jobs with "outcome": "crash" end the worker process, for fault tests; otherwise such an attempt fails permanently (env JOBFORGE_ALLOW_CRASH_JOBS=true)`)
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("JOBFORGE_ADMIN_ADDR", ":8081"), "admin listen address: /metrics, /healthz, /readyz, /debug/pprof/ (env JOBFORGE_ADMIN_ADDR)")
 	switch p {
 	case API:
@@ -183,6 +190,8 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	}
 	c.Retention = parseDur("retention", retention, time.Minute, 90*24*time.Hour)
 	c.ShutdownTimeout = parseDur("shutdown-timeout", stop, time.Second, time.Hour)
+	c.LostAfter = parseDur("lost-after", lostAfter, 2*time.Second, 5*time.Minute)
+	c.MaxLostAttempts = parseInt("max-lost-attempts", maxLost, 1, 100)
 	c.IdempotencyWindow = parseDur("idempotency-window", idemWindow, time.Minute, 30*24*time.Hour)
 	c.PollInterval = parseDur("poll-interval", poll, time.Millisecond, 10*time.Second)
 	c.CPUPollInterval = parseDur("cpu-poll-interval", cpuPoll, time.Millisecond, 10*time.Second)

@@ -17,6 +17,7 @@ type Metrics struct {
 	failed    *prometheus.CounterVec
 	retried   *prometheus.CounterVec
 	cancelled *prometheus.CounterVec
+	recovered *prometheus.CounterVec
 
 	runDuration *prometheus.HistogramVec
 	queueWait   *prometheus.HistogramVec
@@ -36,7 +37,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "jobforge", Name: name, Help: help}, byTypeQueue)
 	}
 	m := &Metrics{
-		created:   counter("jobs_created_total", "Jobs created (accepted by the API and enqueued)."),
+		created: counter("jobs_created_total", "Jobs created (accepted by the API and enqueued)."),
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "jobforge", Name: "jobs_recovered_total",
+			Help: "Tasks of lost workers recovered by the recovery loop, by queue and outcome: lost (a running attempt was lost; the job runs again), requeued (taken but not started), failed (WORKER_LOST), acked (finished but not acknowledged).",
+		}, []string{"queue", "outcome"}),
 		started:   counter("jobs_started_total", "Job attempts started by a worker."),
 		succeeded: counter("jobs_succeeded_total", "Jobs that finished successfully."),
 		failed:    counter("jobs_failed_total", "Jobs that failed for good: attempts exhausted or a permanent error."),
@@ -62,7 +67,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"pool"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.created, m.started, m.succeeded, m.failed, m.retried, m.cancelled,
+		m.created, m.recovered, m.started, m.succeeded, m.failed, m.retried, m.cancelled,
 		m.runDuration, m.queueWait, m.slots, m.slotsBusy,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -83,5 +88,12 @@ func (m *Metrics) JobCreated(typ, queue string) {
 func (m *Metrics) JobCancelled(typ, queue string) {
 	if m != nil {
 		m.cancelled.WithLabelValues(typ, queue).Inc()
+	}
+}
+
+// JobRecovered counts a task recovered from a lost worker.
+func (m *Metrics) JobRecovered(queue, outcome string) {
+	if m != nil {
+		m.recovered.WithLabelValues(queue, outcome).Inc()
 	}
 }

@@ -159,6 +159,14 @@ func TestWorkerRunsJobs(t *testing.T) {
 			wantState: queue.StateFailed, wantErr: "bad", wantAttempt: 1, permanent: true,
 		},
 		{
+			name: "panic fails the attempt and the worker lives on", typ: "simulate", queue: "default", payload: `{"outcome":"panic","message":"kaboom"}`, maxAttempts: 2,
+			wantState: queue.StateFailed, wantErr: "handler panicked: simulated panic: kaboom", wantAttempt: 2,
+		},
+		{
+			name: "crash job on a worker that does not allow them fails for good", typ: "simulate", queue: "default", payload: `{"outcome":"crash"}`, maxAttempts: 3,
+			wantState: queue.StateFailed, wantErr: "crash jobs are disabled on this worker: start it with -allow-crash-jobs", wantAttempt: 1, permanent: true,
+		},
+		{
 			name: "timeout fails the attempt", typ: "simulate", queue: "default", payload: `{"duration_millis":60000}`, maxAttempts: 1, timeout: 200 * time.Millisecond,
 			wantState: queue.StateFailed, wantErr: "attempt timed out after", wantAttempt: 1,
 		},

@@ -12,15 +12,18 @@ import (
 
 // Record is everything jobforge knows about one job.
 type Record struct {
-	ID           string
-	Tenant       string
-	Type         string
-	Queue        string
-	State        State
-	Payload      json.RawMessage
-	Labels       map[string]string
-	MaxAttempts  int
-	Attempts     int
+	ID          string
+	Tenant      string
+	Type        string
+	Queue       string
+	State       State
+	Payload     json.RawMessage
+	Labels      map[string]string
+	MaxAttempts int
+	Attempts    int
+	// LostAttempts counts attempts that ended without an outcome because
+	// their worker stopped heartbeating; they are not in Attempts.
+	LostAttempts int
 	Timeout      time.Duration
 	CreateTime   time.Time
 	ScheduleTime time.Time
@@ -58,7 +61,17 @@ type AttemptError struct {
 	Attempt   int       `json:"attempt"`
 	Permanent bool      `json:"permanent,omitempty"`
 	Time      time.Time `json:"time"`
+	// Lost marks an attempt that ended without an outcome because its
+	// worker stopped (crash, kill, shutdown); it does not count against
+	// max_attempts.
+	Lost bool `json:"lost,omitempty"`
+	// Reason is a machine-readable cause: ReasonWorkerLost, or empty.
+	Reason string `json:"reason,omitempty"`
 }
+
+// ReasonWorkerLost is the reason of the error of a job that failed because
+// its attempts kept losing their workers.
+const ReasonWorkerLost = "WORKER_LOST"
 
 // Hash field names of a job record.
 const (
@@ -69,6 +82,7 @@ const (
 	fLabels      = "labels"
 	fMaxAttempts = "max_attempts"
 	fAttempts    = "attempts"
+	fLost        = "lost"
 	fTimeoutMS   = "timeout_ms"
 	fCreate      = "create_us"
 	fSchedule    = "schedule_us"
@@ -121,6 +135,7 @@ func decodeRecord(id string, h map[string]string, errs []string, now time.Time) 
 		Payload:        json.RawMessage(h[fPayload]),
 		MaxAttempts:    atoi(h[fMaxAttempts]),
 		Attempts:       atoi(h[fAttempts]),
+		LostAttempts:   atoi(h[fLost]),
 		Timeout:        time.Duration(atoi(h[fTimeoutMS])) * time.Millisecond,
 		CreateTime:     parseMicros(h[fCreate]),
 		ScheduleTime:   parseMicros(h[fSchedule]),

@@ -149,10 +149,9 @@ func TestSchedulerCatchUpIsOnePeriod(t *testing.T) {
 	require.Equal(t, StatePending, rec.State)
 }
 
-// A replica that stopped between writing a job's record and enqueueing its
-// task leaves the job without a task; the next replica to see the period
-// enqueues it.
-func TestSchedulerCompletesInterruptedCreate(t *testing.T) {
+// A job's record and task are written in one step; a replica that sees the
+// period again writes neither a second job nor a second task.
+func TestSchedulerCreatesJobAndTaskOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, clock := internalStore(t)
@@ -165,10 +164,10 @@ func TestSchedulerCompletesInterruptedCreate(t *testing.T) {
 	_, err = st.inspector.GetTaskInfo("default", id)
 	require.NoError(t, err)
 
-	require.NoError(t, st.inspector.DeleteTask("default", id)) // as if never enqueued
 	NewScheduler(st, SchedulerOptions{}).tick(ctx)
-	_, err = st.inspector.GetTaskInfo("default", id)
-	require.NoError(t, err, "task enqueued again")
+	pending, err := st.inspector.ListPendingTasks("default")
+	require.NoError(t, err)
+	require.Len(t, pending, 1, "one task for the period")
 	ids, err := st.ScheduleJobIDs(ctx, "t1", sc.ID)
 	require.NoError(t, err)
 	require.Equal(t, []string{id}, ids)

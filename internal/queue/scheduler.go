@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"time"
@@ -117,23 +116,9 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, p time.Time) error {
 	if sc.Delay > 0 {
 		nj.ScheduleTime = p.Add(sc.Delay)
 	}
-	// Usually another replica was first: look before creating, as Create
-	// with an existing id would rewrite the job's index and waiting-set
-	// entries (the latter after the job may have started).
-	n, err := s.store.rdb.Exists(ctx, jobKey(nj.ID)).Result()
-	if err != nil {
-		return fmt.Errorf("check job %s: %w", nj.ID, err)
-	}
-	var rec *Record
-	existed := n == 1
-	if existed {
-		rec, err = s.store.Get(ctx, nj.Tenant, nj.ID)
-		if errors.Is(err, ErrNotFound) {
-			return nil // created, finished and expired already
-		}
-	} else {
-		rec, existed, err = s.store.Create(ctx, nj)
-	}
+	// Usually another replica was first: Create then writes nothing and
+	// returns the job that replica created.
+	rec, existed, err := s.store.Create(ctx, nj)
 	var quota *QuotaError
 	if errors.As(err, &quota) {
 		// Retrying every tick would only repeat the warning: this period
@@ -148,13 +133,6 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, p time.Time) error {
 	if existed {
 		s.log.DebugContext(ctx, "scheduled job exists already", "schedule_id", sc.ID, "job_id", rec.ID,
 			"period", p.Format(time.RFC3339), "state", rec.State)
-		// Another replica created the record. Should it have stopped before
-		// enqueueing the task, the job would wait forever: enqueue it too.
-		// The task id makes this a no-op when the task exists, and a job
-		// that has started is past needing it.
-		if rec.State == StatePending || rec.State == StateScheduled {
-			return s.store.enqueue(ctx, rec)
-		}
 		return nil
 	}
 	s.log.InfoContext(ctx, "scheduled job created", "schedule_id", sc.ID, "job_id", rec.ID,

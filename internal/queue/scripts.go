@@ -34,7 +34,7 @@ func pipelined(ctx context.Context, rdb redis.UniversalClient, build func(redis.
 // loadScripts loads every lifecycle script, for pipelines that call them by
 // SHA (pipelines cannot fall back from EVALSHA to EVAL per command).
 func loadScripts(ctx context.Context, rdb redis.Scripter) error {
-	for _, sc := range []*redis.Script{createScript, startScript, progressScript, finishScript, cancelScript, retryScript} {
+	for _, sc := range []*redis.Script{createScript, startScript, progressScript, finishScript, cancelScript, retryScript, removeScript, interruptScript, recoverScript} {
 		if err := sc.Load(ctx, rdb).Err(); err != nil {
 			return fmt.Errorf("load script: %w", err)
 		}
@@ -52,40 +52,91 @@ func loadScripts(ctx context.Context, rdb redis.Scripter) error {
 // Event fields: k kind (S state, P progress), s state, a attempt, t time (µs),
 // p percent, m message, r result, e error (JSON).
 var (
-	// ARGV now_us, state, tenant, field, value, ... Returns 0 when the
-	// record already exists (deterministic ids: schedules, idempotency).
+	// createScript writes a whole new job in one step: the idempotency key,
+	// the record and its first event, the tenant's index and waiting-set
+	// entries and the asynq task (see asynqlayout.go), so that no crash at
+	// any point leaves a key without a job or a job without a task.
+	//
+	// KEYS: 1 record, 2 events, 3 index, 4 waiting set, 5 idempotency key
+	// (the record key when there is none), 6 asynq task, 7 asynq pending
+	// list or scheduled set, 8 asynq's set of queues.
+	// ARGV: 1 now_us, 2 state, 3 tenant, 4 idempotency value ("" for none),
+	// 5 idempotency window ms, 6 waiting-job quota (0 for none), 7 task
+	// message, 8 job id, 9 queue, 10 process-at Unix seconds ("" to run
+	// now), 11 now in Unix nanoseconds (asynq's pending_since), 12... record
+	// fields and values.
+	// Returns {1} when created, {0} when the id exists already (deterministic
+	// ids: schedules), {2, value} when the idempotency key is taken (value
+	// is "<job id> <request hash>"), {3} when the quota is full, {4} when an
+	// asynq task with the job's id exists without a record (never written
+	// over: the job would have no task of its own).
 	createScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'tenant', ARGV[3], unpack(ARGV, 4))
+if ARGV[4] ~= '' then
+  local prev = redis.call('GET', KEYS[5])
+  if prev then return {2, prev} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+if tonumber(ARGV[6]) > 0 and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[6]) then return {3} end
+if redis.call('EXISTS', KEYS[6]) == 1 then return {4} end
+if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
+redis.call('HSET', KEYS[1], 'tenant', ARGV[3], unpack(ARGV, 12))
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', ARGV[2], 'a', 0, 't', ARGV[1])
-return 1`)
+redis.call('ZADD', KEYS[3], 'NX', ARGV[1], ARGV[8])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[1], ARGV[8])
+redis.call('SADD', KEYS[8], ARGV[9])
+if ARGV[10] == '' then
+  redis.call('HSET', KEYS[6], 'msg', ARGV[7], 'state', 'pending', 'pending_since', ARGV[11])
+  redis.call('LPUSH', KEYS[7], ARGV[8])
+else
+  redis.call('HSET', KEYS[6], 'msg', ARGV[7], 'state', 'scheduled')
+  redis.call('ZADD', KEYS[7], ARGV[10], ARGV[8])
+end
+return {1}`)
 
-	// ARGV now_us. Returns {state, attempt}, or false when the record is gone.
+	// startScript marks a job RUNNING on worker ARGV[2] and counts the
+	// attempt. A job that is RUNNING already lost its previous attempt
+	// without an outcome (its worker shut down and asynq requeued the
+	// task): that attempt is taken over and not counted twice, and the
+	// previous worker's late writes are refused (they name another worker).
+	//
+	// ARGV now_us, worker id. Returns {state, attempt, budget base,
+	// max_attempts}, or false when the record is gone.
 	startScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local st = redis.call('HGET', KEYS[1], 'state')
-if st == 'SUCCEEDED' or st == 'FAILED' or st == 'CANCELLED' then return {st, 0} end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'start_us', ARGV[1], 'update_us', ARGV[1])
+local v = redis.call('HMGET', KEYS[1], 'state', 'attempts', 'budget_base', 'max_attempts')
+local st = v[1]
+if not st then return false end
+if st == 'SUCCEEDED' or st == 'FAILED' or st == 'CANCELLED' then return {st, 0, 0, 0} end
+local n = tonumber(v[2] or '0')
+if st ~= 'RUNNING' then
+  n = n + 1
+  redis.call('HSET', KEYS[1], 'attempts', n)
+end
+redis.call('HSET', KEYS[1], 'state', 'RUNNING', 'start_us', ARGV[1], 'update_us', ARGV[1], 'worker', ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'RUNNING', 'a', n, 't', ARGV[1])
-return {'RUNNING', n}`)
+return {'RUNNING', n, tonumber(v[3] or '0'), tonumber(v[4] or '1')}`)
 
-	// ARGV percent, message, now_us. Returns 0 when the job is no longer
-	// RUNNING (e.g. cancelled): the worker then stops the handler.
+	// ARGV percent, message, now_us, worker id. Returns 1 when recorded, 0
+	// when the job is no longer RUNNING (e.g. cancelled: the worker then
+	// stops the handler), -1 when another worker holds the job now.
 	progressScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return 0 end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[4] then return -1 end
 redis.call('HSET', KEYS[1], 'progress_pct', ARGV[1], 'progress_msg', ARGV[2], 'progress_us', ARGV[3], 'update_us', ARGV[3])
 local a = redis.call('HGET', KEYS[1], 'attempts')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'P', 'p', ARGV[1], 'm', ARGV[2], 'a', a, 't', ARGV[3])
 return 1`)
 
-	// ARGV state, now_us, retention_s, expire_us, result, error. Empty
-	// result/error are not written. Returns the state after the call.
+	// ARGV state, now_us, retention_s, expire_us, result, error, worker id.
+	// Empty result/error are not written. Returns the state after the
+	// call, or "FENCED" when another worker holds the job now (this
+	// attempt's outcome is refused).
 	finishScript = redis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local v = redis.call('HMGET', KEYS[1], 'state', 'worker', 'attempts')
+local st = v[1]
 if not st then return false end
 if st ~= 'RUNNING' then return st end
-local a = redis.call('HGET', KEYS[1], 'attempts')
+if v[2] ~= ARGV[7] then return 'FENCED' end
+local a = v[3]
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'update_us', ARGV[2])
 local ev = {'k', 'S', 's', ARGV[1], 'a', a, 't', ARGV[2]}
 if ARGV[5] ~= '' then
@@ -108,6 +159,97 @@ if ARGV[1] == 'SUCCEEDED' or ARGV[1] == 'FAILED' then
 end
 return ARGV[1]`)
 
+	// interruptScript gives back the attempt of a job whose worker is
+	// shutting down before the handler finished: asynq has put the task
+	// back in its queue, and the job is PENDING again without having used
+	// an attempt. Nothing changes when another worker took the job over.
+	//
+	// ARGV worker id, attempt, now_us, error JSON. Returns 1 when the
+	// attempt was given back.
+	interruptScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return 0 end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] then return 0 end
+local a = redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('HSET', KEYS[1], 'state', 'PENDING', 'update_us', ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], -10, -1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'PENDING', 'a', a, 't', ARGV[3], 'e', ARGV[4])
+return 1`)
+
+	// recoverScript returns a task whose lease went stale (its worker
+	// stopped extending it) to its queue, consistently with asynq's own
+	// bookkeeping (active list, lease set, task state), so asynq's
+	// recoverer later finds nothing to redo:
+	//   - a RUNNING job whose worker stopped heartbeating lost its attempt:
+	//     the attempt is given back and counted as lost instead; after
+	//     ARGV[5] lost attempts (since the last retry) the job FAILS with
+	//     reason WORKER_LOST, so a job that kills its worker stops
+	//     crash-looping the fleet;
+	//   - a job that was taken but not started yet goes back as it is;
+	//   - a finished job (its worker died before acknowledging the task)
+	//     has its task removed.
+	//
+	// KEYS: 1 record, 2 events, 3 errors, 4 asynq task, 5 active, 6 lease,
+	// 7 pending, 8 worker heartbeats.
+	// ARGV: 1 job id, 2 now_us, 3 stale lease score (Unix s), 4 now_ms,
+	// 5 lost-attempt limit, 6 retention_s, 7 expire_us, 8 now (RFC 3339).
+	// Returns "fresh", "alive", "requeued", "lost", "failed" or "acked".
+	recoverScript = redis.NewScript(`
+local ls = redis.call('ZSCORE', KEYS[6], ARGV[1])
+if not ls or tonumber(ls) > tonumber(ARGV[3]) then return 'fresh' end
+local st = redis.call('HGET', KEYS[1], 'state')
+local function release()
+  redis.call('LREM', KEYS[5], 0, ARGV[1])
+  redis.call('ZREM', KEYS[6], ARGV[1])
+end
+local function requeue()
+  release()
+  redis.call('RPUSH', KEYS[7], ARGV[1])
+  redis.call('HSET', KEYS[4], 'state', 'pending')
+end
+if not st or st == 'SUCCEEDED' or st == 'FAILED' or st == 'CANCELLED' then
+  release()
+  redis.call('DEL', KEYS[4])
+  return 'acked'
+end
+if st ~= 'RUNNING' then
+  requeue()
+  return 'requeued'
+end
+local w = redis.call('HGET', KEYS[1], 'worker') or ''
+local hb = redis.call('ZSCORE', KEYS[8], w)
+if hb and tonumber(hb) > tonumber(ARGV[4]) then return 'alive' end
+local a = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
+local lost = redis.call('HINCRBY', KEYS[1], 'lost', 1)
+local lostBase = tonumber(redis.call('HGET', KEYS[1], 'lost_base') or '0')
+local failed = lost - lostBase >= tonumber(ARGV[5])
+local msg = 'worker lost (' .. w .. ' stopped heartbeating)'
+if failed then
+  msg = msg .. '; the job lost ' .. (lost - lostBase) .. ' attempts to workers that stopped: WORKER_LOST'
+end
+local ej = {message = msg, attempt = a, time = ARGV[8], lost = true}
+if failed then ej.permanent = true; ej.reason = 'WORKER_LOST' end
+local e = cjson.encode(ej)
+redis.call('RPUSH', KEYS[3], e)
+redis.call('LTRIM', KEYS[3], -10, -1)
+redis.call('HSET', KEYS[1], 'error', e, 'update_us', ARGV[2])
+if failed then
+  redis.call('HSET', KEYS[1], 'state', 'FAILED', 'fail_reason', 'WORKER_LOST', 'end_us', ARGV[2], 'expire_us', ARGV[7])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'FAILED', 'a', a, 't', ARGV[2], 'e', e)
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+  release()
+  redis.call('DEL', KEYS[4])
+  return 'failed'
+end
+redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+redis.call('HSET', KEYS[1], 'state', 'PENDING')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'PENDING', 'a', a - 1, 't', ARGV[2], 'e', e)
+requeue()
+return 'lost'`)
+
 	// ARGV tenant, now_us, retention_s, expire_us, reason, requested_by.
 	// Returns {1, previous state} when cancelled, {0, state} when already
 	// finished, false when absent.
@@ -124,20 +266,56 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 return {1, st}`)
 
-	// ARGV tenant, now_us. Returns {1, previous state} when the job is
-	// PENDING again, {0, state} when it is not FAILED or CANCELLED, false
-	// when absent.
+	// retryScript runs a FAILED or CANCELLED job again: the record becomes
+	// PENDING with a fresh attempt budget (attempts and lost attempts so far
+	// become the base the limits count from) and the job's old asynq task
+	// is replaced by a new one, in one step.
+	//
+	// KEYS: 1 record, 2 events, 3 waiting set, 4 asynq task, 5 pending,
+	// 6 archived, 7 retry, 8 scheduled, 9 active, 10 asynq's set of queues.
+	// ARGV: 1 tenant, 2 now_us, 3 task message, 4 job id, 5 queue,
+	// 6 now in Unix nanoseconds.
+	// Returns {1, previous state} when the job is PENDING again, {0, state}
+	// when it is not FAILED or CANCELLED (RUNNING while a cancelled attempt
+	// is still stopping), false when absent.
 	retryScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
 if st ~= 'FAILED' and st ~= 'CANCELLED' then return {0, st} end
-redis.call('HSET', KEYS[1], 'state', 'PENDING', 'update_us', ARGV[2])
+if redis.call('LPOS', KEYS[9], ARGV[4]) then return {0, 'RUNNING'} end
+redis.call('HSET', KEYS[1], 'state', 'PENDING', 'update_us', ARGV[2],
+  'budget_base', redis.call('HGET', KEYS[1], 'attempts') or 0, 'lost_base', redis.call('HGET', KEYS[1], 'lost') or 0)
 redis.call('HDEL', KEYS[1], 'end_us', 'expire_us', 'result', 'cancel_reason', 'cancel_by', 'cancel_us',
-  'progress_pct', 'progress_msg', 'progress_us', 'schedule_us')
+  'progress_pct', 'progress_msg', 'progress_us', 'schedule_us', 'fail_reason')
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
-redis.call('PERSIST', KEYS[3])
 local a = redis.call('HGET', KEYS[1], 'attempts')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'PENDING', 'a', a, 't', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+redis.call('LREM', KEYS[5], 0, ARGV[4])
+redis.call('ZREM', KEYS[6], ARGV[4])
+redis.call('ZREM', KEYS[7], ARGV[4])
+redis.call('ZREM', KEYS[8], ARGV[4])
+redis.call('DEL', KEYS[4])
+redis.call('SADD', KEYS[10], ARGV[5])
+redis.call('HSET', KEYS[4], 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[6])
+redis.call('LPUSH', KEYS[5], ARGV[4])
 return {1, st}`)
+
+	// removeScript deletes a job created by an all-or-nothing batch whose
+	// other items failed, with its task if no worker took it yet.
+	//
+	// KEYS: 1 record, 2 events, 3 errors, 4 index, 5 waiting set,
+	// 6 idempotency key (the record key when there is none), 7 asynq task,
+	// 8 pending, 9 scheduled. ARGV: 1 job id.
+	removeScript = redis.NewScript(`
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+local v = redis.call('GET', KEYS[6])
+if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then redis.call('DEL', KEYS[6]) end
+if redis.call('LREM', KEYS[8], 0, ARGV[1]) + redis.call('ZREM', KEYS[9], ARGV[1]) > 0 then
+  redis.call('DEL', KEYS[7])
+end
+return 1`)
 )

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,12 +100,14 @@ type NewJob struct {
 	RequestHash    string
 }
 
-// Create stores and enqueues a job. The record is written before the task
-// is enqueued, so a worker that picks the task up at once always finds it.
+// Create stores and enqueues a job in one round trip: createScript writes
+// the idempotency key, the record, its index and quota entries and the
+// asynq task together, so a crash at any point leaves either all of them or
+// none.
 //
-// With an idempotency key, the first request claims the key (SET NX) and
-// creates the job; a later request with the same key and request hash gets
-// the original record and existed = true; with another hash it gets an
+// With an idempotency key, the first request claims the key and creates the
+// job; a later request with the same key and request hash gets the
+// original record and existed = true; with another hash it gets an
 // *IdempotencyConflictError.
 func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed bool, err error) {
 	if nj.ID == "" {
@@ -116,105 +117,93 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed boo
 		}
 		nj.ID = id.String()
 	}
-	if nj.IdempotencyKey != "" {
-		claimed, orig, err := s.claimIdempotencyKey(ctx, nj)
-		if err != nil || !claimed {
-			return orig, orig != nil, err
+	w := s.newWrite(ctx, nj)
+	var cmd *redis.Cmd
+	if err := s.pipelined(ctx, func(pipe redis.Pipeliner) { cmd = w.run(ctx, pipe) }); err != nil {
+		return nil, false, fmt.Errorf("write job: %w", err)
+	}
+	return s.created(ctx, w, cmd)
+}
+
+// created turns the reply of createScript into Create's result.
+func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*Record, bool, error) {
+	res, err := cmd.Slice()
+	if err != nil || len(res) == 0 {
+		return nil, false, fmt.Errorf("write job: %w", cmp.Or(err, errors.New("empty reply")))
+	}
+	switch code, _ := res[0].(int64); code {
+	case 1:
+		if w.rec.State != StateScheduled {
+			s.wakeups.add(w.rec.Queue)
 		}
-		defer func() {
-			if err != nil { // let a retry of the request try again
-				if delErr := s.rdb.Del(context.WithoutCancel(ctx), idemKey(nj.Tenant, nj.IdempotencyKey)).Err(); delErr != nil {
-					s.log.ErrorContext(ctx, "release idempotency key", "job_id", nj.ID, "error", delErr)
-				}
-			}
-		}()
-	}
-	rec, fields := s.newRecord(nj)
-	var created *redis.Cmd
-	var waiting *redis.IntCmd
-	err = s.pipelined(ctx, func(pipe redis.Pipeliner) {
-		created = createScript.EvalSha(ctx, pipe, jobKeys(rec.ID), append([]any{micros(rec.CreateTime), string(rec.State), rec.Tenant}, fields...)...)
-		s.addWrites(ctx, pipe, rec)
-		waiting = pipe.ZCard(ctx, waitingKey(rec.Tenant))
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("write job record: %w", err)
-	}
-	if n, _ := created.Int(); n == 0 {
-		// A deterministic id that exists already: the job was created
-		// before. The pipeline's ZADD NX left its index entry alone, but put
-		// it back in the waiting set if it had started: undo that.
-		existing, err := s.Get(ctx, nj.Tenant, nj.ID)
+		s.metrics.JobCreated(w.rec.Type, w.rec.Queue)
+		return w.rec, false, nil
+	case 0: // a deterministic id that exists already: the job was created before
+		existing, err := s.Get(ctx, w.rec.Tenant, w.rec.ID)
 		if err != nil {
 			return nil, false, err
 		}
-		if existing.State != StatePending && existing.State != StateScheduled {
-			if err := s.rdb.ZRem(ctx, waitingKey(nj.Tenant), nj.ID).Err(); err != nil {
-				return nil, false, fmt.Errorf("fix waiting set: %w", err)
-			}
+		return existing, true, nil
+	case 2:
+		prev, _ := res[1].(string)
+		prevID, prevHash, _ := strings.Cut(prev, " ")
+		if prevHash != w.nj.RequestHash {
+			return nil, false, &IdempotencyConflictError{Key: w.nj.IdempotencyKey, JobID: prevID}
+		}
+		// The key and its job were written together: the job exists unless
+		// its retention ran out before the key's window.
+		existing, err := s.Get(ctx, w.rec.Tenant, prevID)
+		if err != nil {
+			return nil, false, fmt.Errorf("read job of idempotency key: %w", err)
 		}
 		return existing, true, nil
-	}
-	if s.maxWaiting > 0 && waiting.Val() > int64(s.maxWaiting) {
-		s.remove(context.WithoutCancel(ctx), rec)
+	case 3:
 		return nil, false, &QuotaError{Limit: s.maxWaiting}
+	default:
+		return nil, false, fmt.Errorf("write job: an asynq task with id %s exists without a job record", w.rec.ID)
 	}
-	if err := s.enqueue(ctx, rec); err != nil {
-		// Without its task the record would stay PENDING forever.
-		s.remove(context.WithoutCancel(ctx), rec)
-		return nil, false, err
-	}
-	s.metrics.JobCreated(rec.Type, rec.Queue)
-	return rec, false, nil
 }
 
 func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) error {
 	return pipelined(ctx, s.rdb, build)
 }
 
-// claimIdempotencyKey returns claimed = true when this request owns the
-// key, or the original job when an identical request came first.
-func (s *Store) claimIdempotencyKey(ctx context.Context, nj NewJob) (bool, *Record, error) {
-	key := idemKey(nj.Tenant, nj.IdempotencyKey)
-	val := nj.ID + " " + nj.RequestHash
-	ok, err := s.rdb.SetNX(ctx, key, val, s.idemWindow).Result()
-	if err != nil {
-		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
+// jobWrite is one createScript call: a new job's record, its fields and
+// the keys and arguments of the script.
+type jobWrite struct {
+	nj   NewJob
+	rec  *Record
+	keys []string
+	args []any
+}
+
+func (s *Store) newWrite(ctx context.Context, nj NewJob) *jobWrite {
+	rec, fields := s.newRecord(nj)
+	task := s.task(ctx, rec)
+	idemKeyName, idemVal := jobKey(rec.ID), ""
+	if nj.IdempotencyKey != "" {
+		idemKeyName, idemVal = idemKey(nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
 	}
-	if ok {
-		return true, nil, nil
+	taskList, processAt := asynqPendingKey(rec.Queue), ""
+	if rec.State == StateScheduled {
+		// asynq schedules with whole-second precision and may release a
+		// task up to a second early; the worker holds it until the exact
+		// time in its header, so jobs start on time.
+		taskList, processAt = asynqScheduledKey(rec.Queue), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
 	}
-	prev, err := s.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) { // expired or released in between: try once more
-		if ok, err = s.rdb.SetNX(ctx, key, val, s.idemWindow).Result(); err != nil || ok {
-			return ok, nil, err
-		}
-		if prev, err = s.rdb.Get(ctx, key).Result(); err != nil {
-			return false, nil, fmt.Errorf("read idempotency key: %w", err)
-		}
-	} else if err != nil {
-		return false, nil, fmt.Errorf("read idempotency key: %w", err)
+	keys := []string{
+		jobKey(rec.ID), eventsKey(rec.ID), indexKey(rec.Tenant), waitingKey(rec.Tenant), idemKeyName,
+		asynqTaskKey(rec.Queue, rec.ID), taskList, asynqAllQueues,
 	}
-	prevID, prevHash, _ := strings.Cut(prev, " ")
-	if prevHash != nj.RequestHash {
-		return false, nil, &IdempotencyConflictError{Key: nj.IdempotencyKey, JobID: prevID}
-	}
-	// The first request may still be writing the record: wait for it.
-	deadline := s.now().Add(5 * time.Second)
-	for {
-		rec, err := s.Get(ctx, nj.Tenant, prevID)
-		if err == nil {
-			return false, rec, nil
-		}
-		if !errors.Is(err, ErrNotFound) || s.now().After(deadline) {
-			return false, nil, fmt.Errorf("read job of idempotency key: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return false, nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	args := append([]any{
+		micros(rec.CreateTime), string(rec.State), rec.Tenant, idemVal, s.idemWindow.Milliseconds(), s.maxWaiting,
+		task.encode(), rec.ID, rec.Queue, processAt, asynqPendingSince(s.now()),
+	}, fields...)
+	return &jobWrite{nj: nj, rec: rec, keys: keys, args: args}
+}
+
+func (w *jobWrite) run(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return createScript.EvalSha(ctx, pipe, w.keys, w.args...)
 }
 
 // newRecord builds the record of a new job and its hash fields (without
@@ -267,9 +256,16 @@ func (s *Store) newRecord(nj NewJob) (*Record, []any) {
 	return rec, fields
 }
 
+// asynqRetryBudget is the retry count every task gets in asynq. jobforge
+// decides itself when a job has used up its attempts (the record's
+// max_attempts, counting only attempts that ended with an outcome): asynq
+// must never archive a task behind its back, e.g. after a crash that
+// asynq would count as a failed attempt. The API allows at most 100.
+const asynqRetryBudget = 1000
+
 // task builds the asynq task of a record. Its headers carry ctx's trace
 // context to the worker (see observe.go).
-func (s *Store) task(ctx context.Context, rec *Record) (*asynq.Task, []asynq.Option) {
+func (s *Store) task(ctx context.Context, rec *Record) asynqTask {
 	headers := map[string]string{
 		headerTimeout: strconv.FormatInt(rec.Timeout.Milliseconds(), 10),
 		headerTenant:  rec.Tenant,
@@ -277,53 +273,21 @@ func (s *Store) task(ctx context.Context, rec *Record) (*asynq.Task, []asynq.Opt
 	if !rec.RetryPolicy.IsZero() {
 		headers[headerRetry] = rec.RetryPolicy.encode()
 	}
-	opts := []asynq.Option{
-		asynq.TaskID(rec.ID),
-		asynq.Queue(rec.Queue),
-		asynq.MaxRetry(rec.MaxAttempts - 1),
-		// asynq keeps timeouts in whole seconds; the exact timeout travels
-		// in a header and the worker enforces it. asynq's, rounded up and
-		// two seconds later, is only the backstop.
-		asynq.Timeout(rec.Timeout.Truncate(time.Second) + 2*time.Second),
-	}
 	if rec.State == StateScheduled {
-		// asynq schedules with whole-second precision and may release a
-		// task up to a second early; the worker holds it until this exact
-		// time, so jobs start on time rather than up to 1s early or late.
 		headers[headerNotBefore] = strconv.FormatInt(rec.ScheduleTime.UnixMicro(), 10)
-		opts = append(opts, asynq.ProcessAt(rec.ScheduleTime))
 	}
 	annotateTask(ctx, headers, rec.ScheduleTime, s.now())
-	return asynq.NewTaskWithHeaders(rec.Type, rec.Payload, headers), opts
-}
-
-func (s *Store) enqueue(ctx context.Context, rec *Record) error {
-	task, opts := s.task(ctx, rec)
-	if _, err := s.client.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue job: %w", err)
-	}
-	if rec.State != StateScheduled {
-		s.wakeups.add(rec.Queue)
-	}
-	return nil
-}
-
-// addWrites queues the index and quota writes of a new job.
-func (s *Store) addWrites(ctx context.Context, pipe redis.Pipeliner, rec *Record) {
-	// NX: for an id that exists already (see Create) the original entries stay.
-	score := float64(rec.CreateTime.UnixMicro())
-	pipe.ZAddNX(ctx, indexKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
-	pipe.ZAddNX(ctx, waitingKey(rec.Tenant), redis.Z{Score: score, Member: rec.ID})
-}
-
-// remove deletes a job that could not be enqueued.
-func (s *Store) remove(ctx context.Context, rec *Record) {
-	pipe := s.rdb.Pipeline()
-	pipe.Del(ctx, jobKeys(rec.ID)...)
-	pipe.ZRem(ctx, indexKey(rec.Tenant), rec.ID)
-	pipe.ZRem(ctx, waitingKey(rec.Tenant), rec.ID)
-	if _, err := pipe.Exec(ctx); err != nil {
-		s.log.ErrorContext(ctx, "remove record of job that failed to enqueue", "job_id", rec.ID, "error", err)
+	return asynqTask{
+		Type:    rec.Type,
+		Payload: rec.Payload,
+		Headers: headers,
+		ID:      rec.ID,
+		Queue:   rec.Queue,
+		Retry:   asynqRetryBudget,
+		// asynq keeps timeouts in whole seconds; the exact timeout travels
+		// in a header and the worker enforces it. asynq's, rounded down and
+		// two seconds later, is only the backstop.
+		Timeout: rec.Timeout.Truncate(time.Second) + 2*time.Second,
 	}
 }
 
@@ -334,26 +298,14 @@ type CreateResult struct {
 	Err     error
 }
 
-// CreateMany creates jobs with far fewer round trips than Create per job:
-// all records and index entries go in one pipeline, then the tasks are
-// enqueued concurrently. Jobs with idempotency keys take the Create path.
-// With atomic, a failure of any item removes the jobs already created and
-// every item reports an error.
+// CreateMany creates jobs in one round trip: one createScript call per
+// job, pipelined, so each job is written whole or not at all. With atomic,
+// a failure of any item removes the jobs already created and every item
+// reports an error.
 func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []CreateResult {
 	results := make([]CreateResult, len(jobs))
-	var plain []int
+	writes := make([]*jobWrite, len(jobs))
 	for i, nj := range jobs {
-		if nj.IdempotencyKey != "" && !atomic {
-			rec, existed, err := s.Create(ctx, nj)
-			results[i] = CreateResult{Record: rec, Existed: existed, Err: err}
-			continue
-		}
-		plain = append(plain, i)
-	}
-	recs := make([]*Record, len(jobs))
-	fields := make([][]any, len(jobs))
-	for _, i := range plain {
-		nj := jobs[i]
 		if nj.ID == "" {
 			id, err := uuid.NewV7()
 			if err != nil {
@@ -362,86 +314,74 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 			}
 			nj.ID = id.String()
 		}
-		recs[i], fields[i] = s.newRecord(nj)
+		writes[i] = s.newWrite(ctx, nj)
 	}
-	waiting := map[string]*redis.IntCmd{}
+	cmds := make([]*redis.Cmd, len(jobs))
 	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
-		for _, i := range plain {
-			if rec := recs[i]; rec != nil {
-				createScript.EvalSha(ctx, pipe, jobKeys(rec.ID), append([]any{micros(rec.CreateTime), string(rec.State), rec.Tenant}, fields[i]...)...)
-				s.addWrites(ctx, pipe, rec)
-			}
-		}
-		for _, i := range plain {
-			if rec := recs[i]; rec != nil && waiting[rec.Tenant] == nil {
-				waiting[rec.Tenant] = pipe.ZCard(ctx, waitingKey(rec.Tenant))
+		for i, w := range writes {
+			if w != nil {
+				cmds[i] = w.run(ctx, pipe)
 			}
 		}
 	})
-	if err != nil {
-		for _, i := range plain {
-			results[i].Err = fmt.Errorf("write job records: %w", err)
+	for i, w := range writes {
+		switch {
+		case w == nil:
+		case err != nil:
+			results[i].Err = fmt.Errorf("write jobs: %w", err)
+		default:
+			rec, existed, err := s.created(ctx, w, cmds[i])
+			results[i] = CreateResult{Record: rec, Existed: existed, Err: err}
 		}
+	}
+	if !atomic {
 		return results
 	}
-	if s.maxWaiting > 0 {
-		for tenant, n := range waiting {
-			if n.Val() <= int64(s.maxWaiting) {
-				continue
-			}
-			for _, i := range plain {
-				if rec := recs[i]; rec != nil && rec.Tenant == tenant {
-					s.remove(context.WithoutCancel(ctx), rec)
-					recs[i] = nil
-					results[i].Err = &QuotaError{Limit: s.maxWaiting}
-				}
-			}
+	var failed error
+	for _, r := range results {
+		if r.Err != nil {
+			failed = r.Err
+			break
 		}
 	}
-	const parallel = 16
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for _, i := range plain {
-		if recs[i] == nil {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := s.enqueue(ctx, recs[i]); err != nil {
-				results[i].Err = err
-				s.remove(context.WithoutCancel(ctx), recs[i])
-				return
-			}
-			results[i].Record = recs[i]
-		}()
+	if failed == nil {
+		return results
 	}
-	wg.Wait()
-	if atomic {
-		var failed error
-		for _, i := range plain {
-			if results[i].Err != nil {
-				failed = results[i].Err
-				break
-			}
+	var undo []*Record
+	for i, r := range results {
+		if r.Record != nil && !r.Existed {
+			undo = append(undo, r.Record)
 		}
-		if failed != nil {
-			for _, i := range plain {
-				if r := results[i].Record; r != nil {
-					_ = s.inspector.DeleteTask(r.Queue, r.ID)
-					s.remove(context.WithoutCancel(ctx), r)
-					results[i] = CreateResult{Err: fmt.Errorf("not created: another item failed: %w", failed)}
-				}
-			}
+		if r.Err == nil {
+			results[i] = CreateResult{Err: fmt.Errorf("not created: another item failed: %w", failed)}
 		}
 	}
-	for _, i := range plain {
-		if r := results[i]; r.Err == nil && r.Record != nil && !r.Existed {
-			s.metrics.JobCreated(r.Record.Type, r.Record.Queue)
-		}
-	}
+	s.remove(context.WithoutCancel(ctx), undo...)
 	return results
+}
+
+// remove deletes jobs that were created but must not be (the rest of an
+// all-or-nothing batch failed): records, events, index and quota entries,
+// idempotency keys and tasks, in one round trip.
+func (s *Store) remove(ctx context.Context, recs ...*Record) {
+	if len(recs) == 0 {
+		return
+	}
+	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
+		for _, rec := range recs {
+			idem := jobKey(rec.ID)
+			if rec.IdempotencyKey != "" {
+				idem = idemKey(rec.Tenant, rec.IdempotencyKey)
+			}
+			removeScript.EvalSha(ctx, pipe, []string{
+				jobKey(rec.ID), eventsKey(rec.ID), errorsKey(rec.ID), indexKey(rec.Tenant), waitingKey(rec.Tenant), idem,
+				asynqTaskKey(rec.Queue, rec.ID), asynqPendingKey(rec.Queue), asynqScheduledKey(rec.Queue),
+			}, rec.ID)
+		}
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "remove jobs of a failed all-or-nothing batch", "jobs", len(recs), "error", err)
+	}
 }
 
 // Get returns the record of job id of tenant, or ErrNotFound (also for
@@ -503,9 +443,24 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*Rec
 }
 
 // Retry runs a FAILED or CANCELLED job again with the same id and a fresh
-// attempt budget; attempt errors are kept. Other states give *StateError.
+// attempt budget; attempt errors are kept. The record and the job's new
+// task are written in one step. Other states give *StateError.
 func (s *Store) Retry(ctx context.Context, tenant, id string) (*Record, error) {
-	res, err := retryScript.Run(ctx, s.rdb, jobKeys(id), tenant, micros(s.now())).Slice()
+	rec, err := s.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.State != StateFailed && rec.State != StateCancelled {
+		return nil, &StateError{Op: "retry", State: rec.State}
+	}
+	rec.State, rec.ScheduleTime = StatePending, time.Time{}
+	now := s.now()
+	task := s.task(ctx, rec)
+	q := rec.Queue
+	res, err := retryScript.Run(ctx, s.rdb, []string{
+		jobKey(id), eventsKey(id), waitingKey(tenant), asynqTaskKey(q, id), asynqPendingKey(q),
+		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q), asynqAllQueues,
+	}, tenant, micros(now), task.encode(), id, q, asynqPendingSince(now)).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -513,30 +468,11 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (*Record, error) {
 		return nil, fmt.Errorf("retry job: %w", err)
 	}
 	ok, _ := res[0].(int64)
-	prev := State(fmt.Sprint(res[1]))
 	if ok == 0 {
-		return nil, &StateError{Op: "retry", State: prev}
+		return nil, &StateError{Op: "retry", State: State(fmt.Sprint(res[1]))}
 	}
-	if err := s.rdb.ZAdd(ctx, waitingKey(tenant), redis.Z{Score: float64(s.now().UnixMicro()), Member: id}).Err(); err != nil {
-		s.log.WarnContext(ctx, "add retried job to waiting set", "job_id", id, "error", err)
-	}
-	rec, err := s.Get(ctx, tenant, id)
-	if err != nil {
-		return nil, err
-	}
-	// A failed job's task is archived by asynq, a cancelled one may linger:
-	// the new task reuses the id, so the old one must go first.
-	if err := s.inspector.DeleteTask(rec.Queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-		s.log.WarnContext(ctx, "delete old task of retried job", "job_id", id, "error", err)
-	}
-	if err := s.enqueue(ctx, rec); err != nil {
-		// Put the job back as it was so the client can retry the request.
-		if rerr := s.rdb.HSet(context.WithoutCancel(ctx), jobKey(id), fState, string(prev)).Err(); rerr != nil {
-			s.log.ErrorContext(ctx, "restore state of job that failed to re-enqueue", "job_id", id, "error", rerr)
-		}
-		return nil, err
-	}
-	return rec, nil
+	s.wakeups.add(q)
+	return s.Get(ctx, tenant, id)
 }
 
 // Ping checks that Redis answers.

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -61,6 +64,23 @@ type WorkerOptions struct {
 	// TracerProvider traces each attempt as a child of the request that
 	// created the job (see observe.go); nil traces nothing.
 	TracerProvider trace.TracerProvider
+	// HeartbeatInterval is how often the worker tells Redis it is alive and
+	// extends the leases of the tasks it holds. Default 1s.
+	HeartbeatInterval time.Duration
+	// LostAfter is how long a worker may miss heartbeats before the
+	// recovery loop gives its jobs to other workers. Default 3s; at least
+	// twice HeartbeatInterval.
+	LostAfter time.Duration
+	// MaxLostAttempts is how many attempts a job may lose to workers that
+	// stopped (crashed, killed) before it fails with reason WORKER_LOST.
+	// Default 3.
+	MaxLostAttempts int
+	// AllowCrashJobs lets a job end the worker process (the simulate
+	// type's "crash" outcome), for fault tests. Off in production.
+	AllowCrashJobs bool
+	// ID names this worker process in job records and attempt errors;
+	// default host:pid:random.
+	ID string
 }
 
 // Worker runs job handlers for the tasks in its pools' queues.
@@ -74,8 +94,11 @@ type Worker struct {
 	log     *slog.Logger
 	now     func() time.Time
 
+	id      string // this process, as job records name it
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
+	held    map[string]string // job id → queue of every task between dequeue and outcome
+	beats   heartbeatState
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -89,7 +112,14 @@ func NewWorker(rdb redis.UniversalClient, reg *jobs.Registry, opts WorkerOptions
 	if opts.CancelCheckInterval <= 0 {
 		opts.CancelCheckInterval = time.Second
 	}
-	w := &Worker{rdb: rdb, reg: reg, opts: opts, log: opts.Logger, now: time.Now, running: map[string]context.CancelCauseFunc{}}
+	opts.HeartbeatInterval = cmp.Or(opts.HeartbeatInterval, time.Second)
+	opts.LostAfter = max(cmp.Or(opts.LostAfter, 3*time.Second), 2*opts.HeartbeatInterval)
+	opts.MaxLostAttempts = cmp.Or(opts.MaxLostAttempts, 3)
+	opts.ID = cmp.Or(opts.ID, newWorkerID())
+	w := &Worker{
+		rdb: rdb, reg: reg, opts: opts, log: opts.Logger, now: time.Now, id: opts.ID,
+		running: map[string]context.CancelCauseFunc{}, held: map[string]string{},
+	}
 	w.waker = newWaker(opts.Pools, opts.PollInterval)
 	srvRDB := rdb
 	if !opts.DisableWakeUp {
@@ -147,6 +177,7 @@ func (w *Worker) retryDelay(n int, _ error, t *asynq.Task) time.Duration {
 func (w *Worker) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop = cancel
+	w.heartbeat(ctx) // registered before the first attempt can start
 	h := asynq.HandlerFunc(w.process)
 	for i, srv := range w.servers {
 		if err := srv.Start(w.instrument(w.opts.Pools[i], h)); err != nil {
@@ -157,9 +188,11 @@ func (w *Worker) Start() error {
 			return fmt.Errorf("start pool %s: %w", w.opts.Pools[i].Name, err)
 		}
 	}
-	w.done.Add(2)
+	w.done.Add(4)
 	go func() { defer w.done.Done(); w.listenCancellations(ctx) }()
 	go func() { defer w.done.Done(); w.pollCancellations(ctx) }()
+	go func() { defer w.done.Done(); w.heartbeats(ctx) }()
+	go func() { defer w.done.Done(); w.recoverLoop(ctx) }()
 	return nil
 }
 
@@ -179,6 +212,7 @@ func (w *Worker) Shutdown() {
 	if w.stop != nil {
 		w.stop()
 		w.done.Wait()
+		w.unregister()
 	}
 }
 
@@ -251,26 +285,39 @@ func (w *Worker) cancelRunning(id string) {
 }
 
 // errInterrupted is returned when asynq cancelled the attempt's context
-// itself (its lease was lost); asynq then decides the task's fate and the
-// record is left for the next attempt to update.
+// itself: the worker is shutting down (asynq has put the task back in its
+// queue already) or asynq's lease of the task ran out.
 var errInterrupted = errors.New("attempt interrupted by the worker (shutdown or lost lease)")
+
+// Backoff of the Redis writes that start an attempt and record its outcome,
+// which are retried through Redis blips: an outcome that is not recorded
+// would make the job run again.
+const (
+	writeRetryMin = 20 * time.Millisecond
+	writeRetryMax = 500 * time.Millisecond
+)
 
 func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	id, _ := asynq.GetTaskID(ctx)
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	queueName, _ := asynq.GetQueueName(ctx)
 	log := jobLogger{log: w.log, attrs: []any{"job_id", id, "type", t.Type(), "queue", queueName}}
 	keys := jobKeys(id)
+	// From here until the attempt ends the worker's heartbeat extends the
+	// task's lease: a lease that goes stale tells the recovery loop that
+	// this process died (recovery.go).
+	w.hold(id, queueName)
+	defer w.release(id)
 
 	typ, ok := w.reg.Lookup(t.Type())
 	if !ok {
 		// A newer API accepted a type this worker does not know. Fail for
 		// good rather than retrying on a worker that cannot help.
 		log.Log(ctx, slog.LevelError, "job type not registered on this worker")
-		w.finish(ctx, log, keys, StateFailed, nil, &AttemptError{
-			Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: retried + 1, Permanent: true,
-		})
+		if _, err := w.start(ctx, keys, t.Headers()[headerTenant], id); err == nil {
+			w.finish(ctx, log, keys, StateFailed, nil, &AttemptError{
+				Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: 1, Permanent: true,
+			})
+		}
 		return fmt.Errorf("unknown job type %q: %w", t.Type(), asynq.SkipRetry)
 	}
 
@@ -287,19 +334,21 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	res, err := w.start(ctx, keys, t.Headers()[headerTenant], id)
+	st, err := w.start(ctx, keys, t.Headers()[headerTenant], id)
 	switch {
 	case errors.Is(err, redis.Nil):
 		log.Log(ctx, slog.LevelWarn, "job record is gone; skipping task")
 		return nil
 	case err != nil:
+		// The job is still PENDING; asynq brings the task back.
 		return fmt.Errorf("mark job running: %w", err)
-	case fmt.Sprint(res[0]) != string(StateRunning):
-		log.Log(ctx, slog.LevelInfo, "job already finished; skipping task", "state", res[0])
+	case st.state != StateRunning:
+		log.Log(ctx, slog.LevelInfo, "job already finished; skipping task", "state", st.state)
 		return nil
 	}
-	attempt := int(res[1].(int64))
+	attempt := st.attempt
 	log.attrs = append(log.attrs, "attempt", attempt)
+	log.Log(ctx, slog.LevelDebug, "job attempt started")
 	w.attemptStarted(ctx, attempt)
 
 	timeout := typ.Timeout()
@@ -320,8 +369,10 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	defer cancelTimeout()
 
 	started := w.now()
-	job := jobs.NewJob(id, t.Type(), attempt, attempt+maxRetry-retried, &reporter{rdb: w.rdb, keys: keys, now: w.now, cancel: cancel})
-	result, herr := typ.Run(runCtx, job, t.Payload())
+	maxAttempts := st.base + st.maxAttempts
+	rep := &reporter{w: w, keys: keys, cancel: cancel}
+	job := jobs.NewJob(id, t.Type(), attempt, maxAttempts, rep)
+	result, herr := w.run(runCtx, log, typ, job, t.Payload())
 	if herr == nil {
 		w.finish(ctx, log, keys, StateSucceeded, result, nil)
 		log.Log(ctx, slog.LevelInfo, "job succeeded", "duration", w.now().Sub(started))
@@ -329,76 +380,175 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	}
 
 	msg := herr.Error()
-	switch {
-	case errors.Is(context.Cause(jobCtx), errCancelled):
+	switch cause := context.Cause(jobCtx); {
+	case errors.Is(cause, errCancelled):
 		// The record is CANCELLED already; completing the task without an
 		// error keeps asynq from retrying it.
 		log.Log(ctx, slog.LevelInfo, "job cancelled while running", "duration", w.now().Sub(started))
 		return nil
+	case errors.Is(cause, errFenced):
+		// The recovery loop gave the job to another worker while this one
+		// could not reach Redis: the other attempt's outcome counts.
+		log.Log(ctx, slog.LevelWarn, "job attempt abandoned: another worker holds the job now")
+		return nil
 	case errors.Is(herr, context.DeadlineExceeded) && runCtx.Err() != nil && ctx.Err() == nil:
 		msg = fmt.Sprintf("attempt timed out after %s", timeout)
 	case ctx.Err() != nil:
-		// Only asynq cancels the task's own context: the lease expired and
-		// asynq is rescheduling the task.
-		log.Log(ctx, slog.LevelWarn, "job attempt interrupted; asynq will reschedule it")
+		// Only asynq cancels the task's own context: on shutdown, after it
+		// put the task back in its queue, or when its lease ran out. The
+		// attempt had no outcome: give it back.
+		w.interrupt(log, keys, attempt)
 		return errInterrupted
 	}
 	permanent := jobs.IsPermanent(herr)
 	state := StateRetrying
-	if permanent || retried >= maxRetry {
+	if permanent || attempt >= maxAttempts {
 		state = StateFailed
 	}
-	w.finish(ctx, log, keys, state, nil, &AttemptError{Message: msg, Attempt: attempt, Permanent: permanent})
+	if w.finish(ctx, log, keys, state, nil, &AttemptError{Message: msg, Attempt: attempt, Permanent: permanent}) == "FENCED" {
+		return nil
+	}
 	log.Log(ctx, slog.LevelWarn, "job attempt failed", "state", state, "error", msg)
-	if permanent {
+	if state == StateFailed {
+		// jobforge, not asynq, decides when attempts are used up (asynq's
+		// retry budget is asynqRetryBudget): archive the task.
 		return fmt.Errorf("%w: %w", asynq.SkipRetry, herr)
 	}
 	return herr
 }
 
-// start marks the job RUNNING and takes it out of its tenant's waiting set,
-// in one round trip.
-func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) ([]any, error) {
-	var res *redis.Cmd
-	err := pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
-		res = startScript.EvalSha(ctx, pipe, keys, micros(w.now()))
-		if tenant != "" {
-			pipe.ZRem(ctx, waitingKey(tenant), id)
+// run calls the handler, turning a panic into a failed attempt: the panic
+// and its stack are logged and the worker lives on.
+func (w *Worker) run(ctx context.Context, log jobLogger, typ *jobs.Type, job *jobs.Job, payload []byte) (res json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Log(ctx, slog.LevelError, "job handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panicked: %v", p)
 		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res.Slice()
+	}()
+	return typ.Run(ctx, job, payload)
 }
 
-// finish records the outcome of an attempt. It runs even when the attempt's
-// context is done (timeouts), bounded by its own short deadline.
-func (w *Worker) finish(ctx context.Context, log jobLogger, keys []string, state State, result json.RawMessage, aerr *AttemptError) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	now := w.now()
-	var errJSON []byte
-	if aerr != nil {
-		aerr.Time = now.UTC()
-		errJSON, _ = json.Marshal(aerr)
+// started is what startScript says about an attempt.
+type started struct {
+	state       State
+	attempt     int // counting every attempt since the job was created
+	base        int // attempts before the last :retry
+	maxAttempts int // allowed since the last :retry
+}
+
+// start marks the job RUNNING on this worker and takes it out of its
+// tenant's waiting set, in one round trip, retrying through Redis blips for
+// a few seconds (the task stays leased meanwhile).
+func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) (started, error) {
+	var res *redis.Cmd
+	err := w.retryWrite(ctx, 5*time.Second, func(ctx context.Context) error {
+		return pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
+			res = startScript.EvalSha(ctx, pipe, keys, micros(w.now()), w.id)
+			if tenant != "" {
+				pipe.ZRem(ctx, waitingKey(tenant), id)
+			}
+		})
+	})
+	if err != nil {
+		return started{}, err
 	}
+	v, err := res.Slice()
+	if err != nil {
+		return started{}, err
+	}
+	st := started{state: State(fmt.Sprint(v[0]))}
+	if len(v) == 4 {
+		a, _ := v[1].(int64)
+		b, _ := v[2].(int64)
+		m, _ := v[3].(int64)
+		st.attempt, st.base, st.maxAttempts = int(a), int(b), int(max(m, 1))
+	}
+	return st, nil
+}
+
+// retryWrite runs write until it succeeds, fails for a reason other than
+// Redis being unreachable (or a script it lost), or bound has passed.
+func (w *Worker) retryWrite(ctx context.Context, bound time.Duration, write func(context.Context) error) error {
+	deadline := w.now().Add(bound)
+	wait := writeRetryMin
+	for {
+		err := write(ctx)
+		if err == nil || errors.Is(err, redis.Nil) || !IsUnavailable(err) || w.now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, writeRetryMax)
+	}
+}
+
+// finish records the outcome of an attempt before the task is acknowledged
+// to asynq. It runs even when the attempt's context is done (timeouts), and
+// retries through Redis blips for up to a minute: an outcome that is not
+// recorded would make the job run again. It returns the state the script
+// reported ("FENCED" when another worker holds the job now).
+func (w *Worker) finish(ctx context.Context, log jobLogger, keys []string, state State, result json.RawMessage, aerr *AttemptError) string {
+	ctx = context.WithoutCancel(ctx)
+	var errJSON []byte
 	retention := max(int64(w.opts.Retention/time.Second), 1)
-	expire := now.Add(time.Duration(retention) * time.Second)
-	got, err := finishScript.Run(ctx, w.rdb, keys,
-		string(state), micros(now), retention, micros(expire), string(result), string(errJSON)).Text()
+	var got string
+	err := w.retryWrite(ctx, time.Minute, func(ctx context.Context) error {
+		now := w.now()
+		if aerr != nil {
+			aerr.Time = now.UTC()
+			errJSON, _ = json.Marshal(aerr)
+		}
+		expire := now.Add(time.Duration(retention) * time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var err error
+		got, err = finishScript.Run(ctx, w.rdb, keys,
+			string(state), micros(now), retention, micros(expire), string(result), string(errJSON), w.id).Text()
+		return err
+	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		log.Log(ctx, slog.LevelError, "record job outcome", "state", state, "error", err)
+	}
+	if got == "FENCED" {
+		log.Log(ctx, slog.LevelWarn, "job outcome refused: another worker holds the job now", "state", state)
+		return got
 	}
 	if !errors.Is(err, redis.Nil) && (err != nil || got == string(state)) {
 		w.attemptFinished(ctx, state) // not when the job was cancelled or removed meanwhile
 	}
+	return got
 }
 
+// interrupt gives back the attempt of a job whose handler was stopped by a
+// shutdown: asynq has requeued its task, and the attempt must not count.
+func (w *Worker) interrupt(log jobLogger, keys []string, attempt int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	now := w.now()
+	e, _ := json.Marshal(AttemptError{
+		Message: fmt.Sprintf("attempt interrupted: worker %s shut down before the handler finished; the job was put back in its queue", w.id),
+		Attempt: attempt, Time: now.UTC(), Lost: true,
+	})
+	n, err := interruptScript.Run(ctx, w.rdb, keys, w.id, attempt, micros(now), string(e)).Int()
+	switch {
+	case err != nil:
+		log.Log(ctx, slog.LevelWarn, "give back interrupted attempt", "error", err)
+	case n == 1:
+		log.Log(ctx, slog.LevelInfo, "job attempt interrupted by shutdown; the job is pending again")
+	}
+}
+
+// errFenced is the cause of a handler context cancelled because another
+// worker holds the job now (see recovery.go).
+var errFenced = errors.New("another worker holds the job now")
+
 type reporter struct {
-	rdb    redis.UniversalClient
+	w      *Worker
 	keys   []string
-	now    func() time.Time
 	cancel context.CancelCauseFunc
 }
 
@@ -406,16 +556,32 @@ func (r *reporter) ReportProgress(ctx context.Context, percent int, message stri
 	if len(message) > 1024 {
 		message = message[:1024]
 	}
-	n, err := progressScript.Run(ctx, r.rdb, r.keys, percent, message, micros(r.now())).Int()
+	n, err := progressScript.Run(ctx, r.w.rdb, r.keys, percent, message, micros(r.w.now()), r.w.id).Int()
 	if err != nil {
 		return fmt.Errorf("report progress: %w", err)
 	}
-	if n == 0 {
-		// The job is no longer RUNNING: it was cancelled.
+	switch n {
+	case 0: // the job is no longer RUNNING: it was cancelled
 		r.cancel(errCancelled)
 		return errCancelled
+	case -1:
+		r.cancel(errFenced)
+		return errFenced
 	}
 	return nil
+}
+
+// Crash ends the worker process at once with SIGKILL, as an out-of-memory
+// kill would, when the worker allows crash jobs (-allow-crash-jobs);
+// otherwise it returns why not. It serves the simulate type's "crash"
+// outcome, which tests how the fleet survives a job that kills its worker.
+func (r *reporter) Crash() error {
+	if !r.w.opts.AllowCrashJobs {
+		return errors.New(`crash jobs are disabled on this worker: start it with -allow-crash-jobs (env JOBFORGE_ALLOW_CRASH_JOBS=true) to let a job end the process`)
+	}
+	r.w.log.Warn("a crash job is ending this worker process (SIGKILL)")
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal ends the process
 }
 
 // jobLogger logs with a job's attributes. Unlike slog.Logger.With, which

@@ -223,7 +223,13 @@ type Job struct {
 	// Errors of the most recent failed attempts, oldest first (at most 10).
 	AttemptErrors []*JobError `protobuf:"bytes,22,rep,name=attempt_errors,json=attemptErrors,proto3" json:"attempt_errors,omitempty"`
 	// Who cancelled the job, when and why. Set once the job is CANCELLED.
-	Cancellation  *Cancellation `protobuf:"bytes,23,opt,name=cancellation,proto3" json:"cancellation,omitempty"`
+	Cancellation *Cancellation `protobuf:"bytes,23,opt,name=cancellation,proto3" json:"cancellation,omitempty"`
+	// Attempts that ended without an outcome because the worker running them
+	// stopped heartbeating (crashed, was killed, lost its network). They are
+	// not counted in `attempts` and do not use up `max_attempts`; the job runs
+	// again within seconds. A job that loses too many attempts this way (3 by
+	// default, since its last retry) fails with error reason `WORKER_LOST`.
+	LostAttempts  int32 `protobuf:"varint,24,opt,name=lost_attempts,json=lostAttempts,proto3" json:"lost_attempts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -417,6 +423,13 @@ func (x *Job) GetCancellation() *Cancellation {
 		return x.Cancellation
 	}
 	return nil
+}
+
+func (x *Job) GetLostAttempts() int32 {
+	if x != nil {
+		return x.LostAttempts
+	}
+	return 0
 }
 
 // RetryPolicy controls the delay between attempts: attempt n+1 starts
@@ -752,7 +765,15 @@ type JobError struct {
 	// True when the handler marked the error as permanent, so no retry followed.
 	Permanent bool `protobuf:"varint,3,opt,name=permanent,proto3" json:"permanent,omitempty"`
 	// When the attempt failed.
-	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// True when the attempt ended without an outcome because its worker
+	// stopped (crash, kill, shutdown); such an attempt does not count against
+	// `max_attempts`, and its number is used again by the next attempt.
+	Lost bool `protobuf:"varint,5,opt,name=lost,proto3" json:"lost,omitempty"`
+	// Machine-readable cause, when there is one: `WORKER_LOST` when the job
+	// failed because its attempts kept losing their workers (a job that
+	// crashes its worker).
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -813,6 +834,20 @@ func (x *JobError) GetTime() *timestamppb.Timestamp {
 		return x.Time
 	}
 	return nil
+}
+
+func (x *JobError) GetLost() bool {
+	if x != nil {
+		return x.Lost
+	}
+	return false
+}
+
+func (x *JobError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // JobType describes a registered job type: what it does and the defaults a
@@ -920,7 +955,7 @@ var File_jobforge_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\r\n" +
+	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\r\n" +
 	"\x03Job\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\bR\x04name\x128\n" +
 	"\x04type\x18\x02 \x01(\tB$\xe0A\x02\xe0A\x05\xbaH\x1br\x19\x10\x01\x18@2\x13^[a-z][a-z0-9_.-]*$R\x04type\x126\n" +
@@ -949,7 +984,8 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\fretry_policy\x18\x14 \x01(\v2\x18.jobforge.v1.RetryPolicyB\x03\xe0A\x01R\vretryPolicy\x12N\n" +
 	"\x0fidempotency_key\x18\x15 \x01(\tB%\xe0A\x01\xe0A\x05\xbaH\x1cr\x1a\x18\x80\x012\x15^([A-Za-z0-9._:-]+)?$R\x0eidempotencyKey\x12A\n" +
 	"\x0eattempt_errors\x18\x16 \x03(\v2\x15.jobforge.v1.JobErrorB\x03\xe0A\x03R\rattemptErrors\x12B\n" +
-	"\fcancellation\x18\x17 \x01(\v2\x19.jobforge.v1.CancellationB\x03\xe0A\x03R\fcancellation\x1a9\n" +
+	"\fcancellation\x18\x17 \x01(\v2\x19.jobforge.v1.CancellationB\x03\xe0A\x03R\fcancellation\x12(\n" +
+	"\rlost_attempts\x18\x18 \x01(\x05B\x03\xe0A\x03R\flostAttempts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x7f\n" +
@@ -996,12 +1032,14 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\apercent\x18\x01 \x01(\x05R\apercent\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x8c\x01\n" +
+	"updateTime\"\xb8\x01\n" +
 	"\bJobError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x05R\aattempt\x12\x1c\n" +
 	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x12.\n" +
-	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xaf\x02\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04lost\x18\x05 \x01(\bR\x04lost\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xaf\x02\n" +
 	"\aJobType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +

@@ -1,0 +1,119 @@
+package queue
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// asynq's Redis layout, as of the asynq version in go.mod (v0.26).
+//
+// jobforge writes and moves asynq tasks itself in two places where asynq's
+// public API cannot give the guarantee jobforge promises:
+//   - a create writes the job record, its index and quota entries, the
+//     idempotency key and the asynq task in one Lua script (createScript),
+//     so no crash can leave a record without a task or a key without a job;
+//   - the recovery loop (recovery.go) moves a crashed worker's tasks from
+//     asynq's active list back to pending within seconds, where asynq's own
+//     recoverer waits for a 30 s lease plus up to a minute and then counts
+//     the crash as a failed attempt.
+//
+// Everything that depends on the layout is in this file and in the scripts
+// that take these keys; asynqlayout_test.go compares what jobforge writes
+// with what asynq.Client writes for the same task, key by key and field by
+// field, and runs such tasks through a real asynq.Server and Inspector, so an
+// asynq upgrade that changes the layout fails the tests.
+
+// asynqAllQueues is the set of every queue name asynq knows.
+const asynqAllQueues = "asynq:queues"
+
+func asynqQueuePrefix(q string) string        { return "asynq:{" + q + "}:" }
+func asynqTaskKey(q, id string) string        { return asynqQueuePrefix(q) + "t:" + id }
+func asynqTaskKeyPrefix(q string) string      { return asynqQueuePrefix(q) + "t:" }
+func asynqPendingKey(q string) string         { return asynqQueuePrefix(q) + "pending" }
+func asynqActiveKey(q string) string          { return asynqQueuePrefix(q) + "active" }
+func asynqLeaseKey(q string) string           { return asynqQueuePrefix(q) + "lease" }
+func asynqScheduledKey(q string) string       { return asynqQueuePrefix(q) + "scheduled" }
+func asynqRetryKey(q string) string           { return asynqQueuePrefix(q) + "retry" }
+func asynqArchivedKey(q string) string        { return asynqQueuePrefix(q) + "archived" }
+func asynqPausedKey(q string) string          { return asynqQueuePrefix(q) + "paused" }
+func asynqTaskStateField(state string) []any  { return []any{"state", state} }
+func asynqLeaseScore(t time.Time) float64     { return float64(t.Unix()) }
+func asynqPendingSince(t time.Time) string    { return strconv.FormatInt(t.UnixNano(), 10) }
+func asynqProcessAtScore(t time.Time) float64 { return float64(t.Unix()) }
+
+// asynqLeaseDuration is how far asynq's workers extend the lease of a task
+// they run (rdb.LeaseDuration). jobforge's workers extend it the same way,
+// only more often, so a lease that has not been extended for a few seconds
+// marks a task whose worker died.
+const asynqLeaseDuration = 30 * time.Second
+
+// asynqTask is the part of asynq's TaskMessage (internal/proto/asynq.proto)
+// that jobforge sets: the rest (retried, error_msg, last_failed_at,
+// deadline, unique_key, group_key, retention, completed_at) is zero for a
+// new task and omitted from the encoding, as proto3 does.
+type asynqTask struct {
+	Type    string
+	Payload []byte
+	Headers map[string]string
+	ID      string
+	Queue   string
+	Retry   int
+	Timeout time.Duration // whole seconds
+}
+
+// TaskMessage field numbers.
+const (
+	tmType    protowire.Number = 1
+	tmPayload protowire.Number = 2
+	tmID      protowire.Number = 3
+	tmQueue   protowire.Number = 4
+	tmRetry   protowire.Number = 5
+	tmTimeout protowire.Number = 8
+	tmHeaders protowire.Number = 15
+)
+
+// encode returns the protobuf encoding asynq stores in the task hash's
+// "msg" field, fields in number order like the Go protobuf encoder; map
+// entries sorted by key (asynq's own encoder leaves their order random).
+func (t asynqTask) encode() []byte {
+	b := make([]byte, 0, 64+len(t.Payload)+len(t.Type)+len(t.ID)+len(t.Queue)+32*len(t.Headers))
+	str := func(n protowire.Number, s string) {
+		if s != "" {
+			b = protowire.AppendTag(b, n, protowire.BytesType)
+			b = protowire.AppendString(b, s)
+		}
+	}
+	varint := func(n protowire.Number, v int64) {
+		if v != 0 {
+			b = protowire.AppendTag(b, n, protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(v))
+		}
+	}
+	str(tmType, t.Type)
+	if len(t.Payload) > 0 {
+		b = protowire.AppendTag(b, tmPayload, protowire.BytesType)
+		b = protowire.AppendBytes(b, t.Payload)
+	}
+	str(tmID, t.ID)
+	str(tmQueue, t.Queue)
+	varint(tmRetry, int64(int32(t.Retry)))
+	varint(tmTimeout, int64(t.Timeout/time.Second))
+	keys := make([]string, 0, len(t.Headers))
+	for k := range t.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		var entry []byte
+		entry = protowire.AppendTag(entry, 1, protowire.BytesType)
+		entry = protowire.AppendString(entry, k)
+		entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+		entry = protowire.AppendString(entry, t.Headers[k])
+		b = protowire.AppendTag(b, tmHeaders, protowire.BytesType)
+		b = protowire.AppendBytes(b, entry)
+	}
+	return b
+}

@@ -1,0 +1,254 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Crash recovery.
+//
+// asynq recovers a task whose worker died only when the task's 30 s lease
+// has run out and its recoverer, which looks once a minute, finds it; it
+// then counts the crash as a failed attempt and archives the task when
+// that was the last one. jobforge keeps a tighter promise: a crashed
+// worker's jobs run again within seconds, and a crash never uses up an
+// attempt.
+//
+//   - Heartbeat: every HeartbeatInterval each worker process writes its
+//     expiry time (now + LostAfter) to the heartbeat set and extends the
+//     asynq lease of every task it holds, from dequeue until the outcome is
+//     recorded, to now + 30 s, as asynq's own heartbeat does every 5 s.
+//   - Recovery: once a second, in exactly one worker process at a time (a
+//     Redis lease), the recovery loop looks for leases not extended for
+//     LostAfter and hands each such task to recoverScript, which puts the
+//     task back in its queue (or fails the job as WORKER_LOST after
+//     MaxLostAttempts), consistently with asynq's active list, lease set
+//     and task state.
+//   - Fencing: a job record names the worker running its attempt; the
+//     progress and outcome of an attempt whose job was given to another
+//     worker meanwhile are refused.
+//
+// A worker cut off from Redis cannot heartbeat, but neither can anyone
+// else write: the recovery loop acts only after its own connection has been
+// healthy for LostAfter, so that every live worker has had time to
+// heartbeat again after a Redis outage.
+
+// Keys of the recovery machinery.
+const (
+	// heartbeatsKey scores each live worker id by the Unix millisecond at
+	// which it counts as lost.
+	heartbeatsKey = keyPrefix + "workers:heartbeat"
+	// recoveryLeaseKey names the worker process that runs the recovery
+	// loop now.
+	recoveryLeaseKey = keyPrefix + "recovery:lease"
+)
+
+// newWorkerID names a worker process: host, pid and a random suffix (a
+// container's pid is often 1).
+func newWorkerID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// ID returns the name of this worker process in job records.
+func (w *Worker) ID() string { return w.id }
+
+func (w *Worker) hold(id, queue string) {
+	w.mu.Lock()
+	w.held[id] = queue
+	w.mu.Unlock()
+}
+
+func (w *Worker) release(id string) {
+	w.mu.Lock()
+	delete(w.held, id)
+	w.mu.Unlock()
+}
+
+// heartbeatState tracks whether this process's Redis connection is healthy.
+type heartbeatState struct {
+	healthySince time.Time    // zero while heartbeats fail
+	rounds       atomic.Int64 // recovery rounds this process ran as leader
+}
+
+func (w *Worker) heartbeats(ctx context.Context) {
+	t := time.NewTicker(w.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.heartbeat(ctx)
+		}
+	}
+}
+
+// heartbeat writes this worker's expiry and extends the leases of the tasks
+// it holds, in one round trip.
+func (w *Worker) heartbeat(ctx context.Context) {
+	w.mu.Lock()
+	byQueue := map[string][]redis.Z{}
+	lease := asynqLeaseScore(w.now().Add(asynqLeaseDuration))
+	for id, q := range w.held {
+		byQueue[q] = append(byQueue[q], redis.Z{Score: lease, Member: id})
+	}
+	w.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, w.opts.HeartbeatInterval)
+	defer cancel()
+	pipe := w.rdb.Pipeline()
+	pipe.ZAdd(ctx, heartbeatsKey, redis.Z{Score: float64(w.now().Add(w.opts.LostAfter).UnixMilli()), Member: w.id})
+	for q, zs := range byQueue {
+		pipe.ZAddXX(ctx, asynqLeaseKey(q), zs...)
+	}
+	_, err := pipe.Exec(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err != nil:
+		if !w.beats.healthySince.IsZero() {
+			w.log.WarnContext(ctx, "worker heartbeat failed", "worker_id", w.id, "error", err)
+		}
+		w.beats.healthySince = time.Time{}
+	case w.beats.healthySince.IsZero():
+		w.beats.healthySince = w.now()
+	}
+}
+
+// unregister removes the worker from the heartbeat set after a clean
+// shutdown.
+func (w *Worker) unregister() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := w.rdb.ZRem(ctx, heartbeatsKey, w.id).Err(); err != nil {
+		w.log.Warn("unregister worker", "worker_id", w.id, "error", err)
+	}
+}
+
+// recoverLoop runs recovery rounds while this process holds the recovery
+// lease.
+func (w *Worker) recoverLoop(ctx context.Context) {
+	t := time.NewTicker(w.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.resignRecovery()
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		healthy := !w.beats.healthySince.IsZero() && w.now().Sub(w.beats.healthySince) >= w.opts.LostAfter
+		w.mu.Unlock()
+		if !healthy {
+			continue // let every live worker heartbeat again first
+		}
+		leader, err := w.leadRecovery(ctx)
+		if err != nil || !leader {
+			continue
+		}
+		w.beats.rounds.Add(1)
+		if err := w.recoverRound(ctx); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "recovery round failed", "error", err)
+		}
+	}
+}
+
+// leadRecovery takes or renews the recovery lease; true while this process
+// holds it.
+func (w *Worker) leadRecovery(ctx context.Context) (bool, error) {
+	ttl := 3 * w.opts.HeartbeatInterval
+	n, err := acquireLeaseScript.Run(ctx, w.rdb, []string{recoveryLeaseKey}, w.id, ttl.Milliseconds()).Int()
+	return n == 1, err
+}
+
+func (w *Worker) resignRecovery() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = releaseLeaseScript.Run(ctx, w.rdb, []string{recoveryLeaseKey}, w.id).Err()
+}
+
+// recoverRound finds tasks of every queue whose lease was not extended for
+// LostAfter and recovers them.
+func (w *Worker) recoverRound(ctx context.Context) error {
+	queues, err := w.rdb.SMembers(ctx, asynqAllQueues).Result()
+	if err != nil {
+		return fmt.Errorf("list queues: %w", err)
+	}
+	now := w.now()
+	// A live holder's lease is at least now + 30 s - HeartbeatInterval.
+	stale := strconv.FormatInt(now.Add(asynqLeaseDuration-w.opts.LostAfter).Unix(), 10)
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(queues))
+	for i, q := range queues {
+		cmds[i] = pipe.ZRangeByScore(ctx, asynqLeaseKey(q), &redis.ZRangeBy{Min: "-inf", Max: stale})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("find stale leases: %w", err)
+	}
+	type candidate struct{ queue, id string }
+	var found []candidate
+	for i, c := range cmds {
+		for _, id := range c.Val() {
+			found = append(found, candidate{queues[i], id})
+		}
+	}
+	// Forget workers that have been gone for an hour (their ids stay that
+	// long for the attempt errors that name them).
+	defer w.rdb.ZRemRangeByScore(ctx, heartbeatsKey, "-inf", strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10))
+	if len(found) == 0 {
+		return nil
+	}
+	retention := max(int64(w.opts.Retention/time.Second), 1)
+	results := make([]*redis.Cmd, len(found))
+	err = pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
+		for i, c := range found {
+			results[i] = recoverScript.EvalSha(ctx, pipe, []string{
+				jobKey(c.id), eventsKey(c.id), errorsKey(c.id), asynqTaskKey(c.queue, c.id),
+				asynqActiveKey(c.queue), asynqLeaseKey(c.queue), asynqPendingKey(c.queue), heartbeatsKey,
+			}, c.id, micros(now), stale, now.UnixMilli(), w.opts.MaxLostAttempts, retention,
+				micros(now.Add(time.Duration(retention)*time.Second)), now.UTC().Format(time.RFC3339Nano))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("recover tasks: %w", err)
+	}
+	wake := map[string]bool{}
+	for i, c := range found {
+		outcome, err := results[i].Text()
+		if err != nil {
+			w.log.WarnContext(ctx, "recover task", "job_id", c.id, "queue", c.queue, "error", err)
+			continue
+		}
+		level := slog.LevelInfo
+		switch outcome {
+		case "fresh", "alive":
+			continue
+		case "lost", "requeued":
+			wake[c.queue] = true
+		case "failed":
+			level = slog.LevelWarn
+		}
+		w.opts.Metrics.JobRecovered(c.queue, outcome)
+		w.log.Log(ctx, level, "recovered task of a lost worker", "job_id", c.id, "queue", c.queue, "outcome", outcome)
+	}
+	if len(wake) > 0 {
+		pipe := w.rdb.Pipeline()
+		for q := range wake {
+			pipe.Publish(ctx, wakeChannel, q)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	return nil
+}
