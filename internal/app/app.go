@@ -96,6 +96,9 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		return err
 	}
 	defer rdb.Close()
+	if embedded == nil {
+		queue.CheckDurability(ctx, rdb, log)
+	}
 	authn, devKey, err := authenticator(ctx, cfg)
 	if err != nil {
 		return err
@@ -241,6 +244,7 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
+	queue.CheckDurability(ctx, rdb, log)
 
 	w := newWorker(rdb, reg, cfg, log, obs)
 	store := queue.NewStore(rdb, log, queue.StoreOptions{Metrics: obs.metrics})

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -269,4 +271,27 @@ func TestWorkerHeartbeat(t *testing.T) {
 	w.Shutdown()
 	_, err = rdb.ZScore(ctx, heartbeatsKey, w.ID()).Result()
 	require.ErrorIs(t, err, redis.Nil, "a clean shutdown unregisters the worker")
+}
+
+func TestCheckDurability(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := redistest.NewServer(t) // its own server: the test changes its configuration
+	rdb, err := Connect(ctx, srv.URL(0))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+	logged := func() string {
+		var b strings.Builder
+		CheckDurability(ctx, rdb, slog.New(slog.NewTextHandler(&b, nil)))
+		return b.String()
+	}
+	require.NoError(t, rdb.ConfigSet(ctx, "appendonly", "no").Err())
+	require.NoError(t, rdb.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err())
+	out := logged()
+	require.Contains(t, out, "set appendonly yes")
+	require.Contains(t, out, "set maxmemory-policy noeviction")
+
+	require.NoError(t, rdb.ConfigSet(ctx, "appendonly", "yes").Err())
+	require.NoError(t, rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
+	require.Empty(t, logged(), "no warning for a durable setup")
 }
