@@ -77,6 +77,12 @@ test: deps check-generated lint-openapi ## Run the whole suite: unit, integratio
 	$(GO) vet ./...
 	$(GO) test $(GOTESTFLAGS) ./...
 
+.PHONY: test-faults
+test-faults: ## Fault tests: real binaries, real redis-server with AOF, killed and restarted under load (~8 min)
+	@command -v redis-server >/dev/null || $(MAKE) deps
+	$(GO) vet -tags faults ./test/faults/
+	$(GO) test -tags faults -race -count=1 -timeout 12m -v ./test/faults/
+
 .PHONY: test-browser
 test-browser: deps ## Only the browser test: /docs and /monitoring in headless Chromium; screenshots in out/browser (or $$ARTIFACTS_DIR).
 	$(GO) test -count=1 -timeout 5m -v ./test/browser/

@@ -100,6 +100,7 @@ type Process struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	lines  []map[string]any
+	raw    []string // every stderr line as written
 	stdout strings.Builder
 	exited chan struct{}
 	err    error
@@ -115,8 +116,9 @@ func Start(t testing.TB, bin string, env []string, ready string, args ...string)
 
 // Options tune StartWith.
 type Options struct {
-	// Quiet sends only lines above INFO to the test log, even with -v:
-	// fault tests run workers at debug level through thousands of jobs.
+	// Quiet keeps the process's output out of the test log (Stderr still
+	// has it): fault tests run workers at debug level through thousands of
+	// jobs and Redis outages, and keep the logs of failed runs elsewhere.
 	Quiet bool
 }
 
@@ -139,12 +141,17 @@ func StartWith(t testing.TB, opts Options, bin string, env []string, ready strin
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.raw = append(p.raw, sc.Text())
+			p.mu.Unlock()
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) != nil {
-				t.Logf("%s: %s", name, sc.Text())
+				if !opts.Quiet {
+					t.Logf("%s: %s", name, sc.Text())
+				}
 				continue
 			}
-			if lvl, _ := m["level"].(string); (testing.Verbose() && !opts.Quiet) || (lvl != "INFO" && lvl != "DEBUG") {
+			if lvl, _ := m["level"].(string); !opts.Quiet && (testing.Verbose() || (lvl != "INFO" && lvl != "DEBUG")) {
 				t.Logf("%s: %s", name, sc.Text())
 			}
 			p.mu.Lock()
@@ -196,6 +203,13 @@ func (p *Process) Lines() []map[string]any {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]map[string]any(nil), p.lines...)
+}
+
+// Stderr is every line the process wrote to stderr so far, as written.
+func (p *Process) Stderr() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.raw...)
 }
 
 // Output is what the process wrote to stdout so far.

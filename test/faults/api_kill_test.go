@@ -28,7 +28,7 @@ func TestAPIKilledUnderIdempotentRetries(t *testing.T) {
 		clients   = 6
 		kills     = 5
 		between   = 1500 * time.Millisecond
-		keyBudget = 45 * time.Second
+		keyBudget = 20 * time.Second
 	)
 	type keyRun struct {
 		key       string

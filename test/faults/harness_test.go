@@ -22,14 +22,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/redistest"
@@ -64,6 +63,7 @@ type cluster struct {
 
 	mu      sync.Mutex
 	api     *proctest.Process
+	apis    []*proctest.Process // every API process started, the current one last
 	workers []*proctest.Process
 	exits   map[*proctest.Process]time.Time // when each worker that ended did
 }
@@ -74,7 +74,7 @@ func newCluster(t *testing.T) *cluster {
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	t.Cleanup(transport.CloseIdleConnections)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
-	return &cluster{
+	c := &cluster{
 		t:         t,
 		redis:     redistest.NewServer(t, redistest.Durable()),
 		apiBin:    bins["api"],
@@ -85,6 +85,42 @@ func newCluster(t *testing.T) *cluster {
 		// Long enough to see a hang, short enough to stay within the test.
 		client: &http.Client{Transport: transport, Timeout: 15 * time.Second},
 	}
+	t.Cleanup(c.keepLogs)
+	return c
+}
+
+// keepLogs writes the logs of every process of a failed test to
+// $ARTIFACTS_DIR/faults/<test>/ (out/faults/<test>/ by default): the test
+// log has only the figures and the targets missed.
+func (c *cluster) keepLogs() {
+	if !c.t.Failed() {
+		return
+	}
+	dir := os.Getenv("ARTIFACTS_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "out")
+	}
+	dir = filepath.Join(dir, "faults", c.t.Name())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		c.t.Logf("keep logs: %v", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	write := func(name string, p *proctest.Process) {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(strings.Join(p.Stderr(), "\n")+"\n"), 0o644); err != nil {
+			c.t.Logf("keep logs: %v", err)
+		}
+	}
+	for i, p := range c.apis {
+		write(fmt.Sprintf("api-%d.log", i+1), p)
+	}
+	for i, p := range c.workers {
+		write(fmt.Sprintf("worker-%d.log", i+1), p)
+	}
+	abs, _ := filepath.Abs(dir)
+	c.t.Logf("process logs: %s", abs)
 }
 
 // env is what every process gets: the scenario's Redis, no authentication,
@@ -110,6 +146,7 @@ func (c *cluster) startAPI() *proctest.Process {
 		"-grpc-addr", c.grpcAddr, "-http-addr", c.httpAddr, "-admin-addr", "127.0.0.1:0")
 	c.mu.Lock()
 	c.api = p
+	c.apis = append(c.apis, p)
 	c.mu.Unlock()
 	return p
 }
@@ -525,14 +562,6 @@ func count(final map[string]job, names []string, cond func(job) bool) int {
 		}
 	}
 	return n
-}
-
-// requireReady fails the test at once when the API is not serving.
-func requireReady(t *testing.T, c *cluster) {
-	t.Helper()
-	r := c.call(http.MethodGet, "/v1/jobTypes", "")
-	require.NoError(t, r.err)
-	require.Equal(t, http.StatusOK, r.code, "%s", r)
 }
 
 // pending is the number of jobs waiting in the default queue, or -1 when
