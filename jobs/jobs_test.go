@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -112,15 +113,33 @@ func TestCountPrimesHonoursCancellation(t *testing.T) {
 
 func TestPrimesReportsProgress(t *testing.T) {
 	t.Parallel()
-	out, err := jobstest.Run(context.Background(), jobs.Primes, `{"limit": 5000000}`, 1)
-	require.NoError(t, err)
-	require.JSONEq(t, `{"limit":5000000,"count":348513,"largest":4999999}`, string(out.Result))
-	require.NotEmpty(t, out.Progress)
-	for i, u := range out.Progress {
-		require.True(t, u.Percent > 0 && u.Percent < 100, "update %d: %+v", i, u)
-		if i > 0 {
-			require.GreaterOrEqual(t, u.Percent, out.Progress[i-1].Percent)
-		}
+	tests := []struct {
+		name   string
+		limit  int64
+		result string
+	}{
+		{"one segment", 100, `{"limit":100,"count":25,"largest":97}`},
+		{"the example", 1_000_000, `{"limit":1000000,"count":78498,"largest":999983}`},
+		{"many segments", 5_000_000, `{"limit":5000000,"count":348513,"largest":4999999}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := jobstest.Run(context.Background(), jobs.Primes, fmt.Sprintf(`{"limit": %d}`, tt.limit), 1)
+			require.NoError(t, err)
+			require.JSONEq(t, tt.result, string(out.Result))
+			require.NotEmpty(t, out.Progress)
+			last := len(out.Progress) - 1
+			// The job ends at 100 %, so its last message must say the
+			// whole range is done.
+			require.Equal(t, jobstest.Update{Percent: 100, Message: fmt.Sprintf("sieved %d of %d", tt.limit, tt.limit)}, out.Progress[last])
+			for i, u := range out.Progress[:last] {
+				require.True(t, u.Percent >= 0 && u.Percent < 100, "update %d: %+v", i, u)
+				if i > 0 {
+					require.GreaterOrEqual(t, u.Percent, out.Progress[i-1].Percent)
+				}
+			}
+		})
 	}
 }
 

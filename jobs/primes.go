@@ -9,7 +9,7 @@ import (
 
 // PrimesPayload asks for the number of primes below Limit.
 type PrimesPayload struct {
-	Limit int64 `json:"limit" jsonschema:"minimum=2,maximum=2000000000,description=Count primes strictly below this number"`
+	Limit int64 `json:"limit" jsonschema:"required,minimum=2,maximum=2000000000,description=Count primes strictly below this number"`
 }
 
 // Validate implements the payload rules.
@@ -50,6 +50,10 @@ var Primes = register(Define(Spec[PrimesPayload, PrimesResult]{
 		if err != nil {
 			return PrimesResult{}, err
 		}
+		// The last segment is never reported above (nor those the spacing
+		// skipped): end on the whole range, so the final message agrees
+		// with the 100 % the job finishes at.
+		_ = job.Progress(ctx, 100, fmt.Sprintf("sieved %d of %d", p.Limit, p.Limit))
 		return PrimesResult{Limit: p.Limit, Count: count, Largest: largest}, nil
 	},
 }))

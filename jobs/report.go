@@ -4,21 +4,23 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // ReportPayload describes a report built from Pages pages, each taking
 // PageMillis milliseconds to fetch.
 type ReportPayload struct {
 	Title      string `json:"title" jsonschema:"maxLength=200,description=Report title"`
-	Pages      int    `json:"pages" jsonschema:"minimum=1,maximum=10000,description=Number of pages (steps)"`
+	Pages      int    `json:"pages" jsonschema:"required,minimum=1,maximum=10000,description=Number of pages (steps)"`
 	PageMillis int    `json:"page_millis" jsonschema:"minimum=0,maximum=60000,description=Time each page takes in milliseconds"`
 }
 
 // Validate implements the payload rules.
 func (p *ReportPayload) Validate() error {
 	var v ValidationError
-	if len(p.Title) > 200 {
-		v.Violations = append(v.Violations, FieldViolation{"title", "must be at most 200 bytes"})
+	// Characters, as the schema's maxLength counts them, not bytes.
+	if n := utf8.RuneCountInString(p.Title); n > 200 {
+		v.Violations = append(v.Violations, FieldViolation{"title", fmt.Sprintf("must be at most 200 characters, got %d", n)})
 	}
 	if p.Pages < 1 || p.Pages > 10_000 {
 		v.Violations = append(v.Violations, FieldViolation{"pages", fmt.Sprintf("must be between 1 and 10000, got %d", p.Pages)})

@@ -24,6 +24,13 @@ const (
 // Spec declares a job type with payload P and result R. P and R must
 // round-trip through encoding/json. When *P has a `Validate() error` method
 // it runs after decoding; return a *ValidationError to name fields.
+//
+// The payload's published JSON Schema is generated from P's struct tags and
+// must say what decoding and Validate enforce. A missing field decodes to its
+// zero value, so every field is optional in the schema unless it is tagged
+// `jsonschema:"required"`: tag exactly the fields whose zero value Validate
+// rejects. Bounds (`minimum`, `maximum`, `maxLength` in characters, `enum`)
+// in the tags must be the ones Validate checks.
 type Spec[P, R any] struct {
 	// Name is the stable identifier clients put in Job.type.
 	Name string
@@ -80,11 +87,18 @@ func Define[P, R any](s Spec[P, R]) *Type {
 	if err != nil {
 		panic(fmt.Sprintf("jobs: %s: example payload: %v", s.Name, err))
 	}
-	r := jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true, AllowAdditionalProperties: false}
-	schema, err := json.Marshal(r.Reflect(new(P)))
+	r := jsonschema.Reflector{
+		DoNotReference:             true,
+		ExpandedStruct:             true,
+		AllowAdditionalProperties:  false,
+		RequiredFromJSONSchemaTags: true,
+	}
+	reflected := r.Reflect(new(P))
+	schema, err := json.Marshal(reflected)
 	if err != nil {
 		panic(fmt.Sprintf("jobs: %s: payload schema: %v", s.Name, err))
 	}
+	keys := topLevelFields(reflected)
 	return &Type{
 		name:        s.Name,
 		description: s.Description,
@@ -95,6 +109,9 @@ func Define[P, R any](s Spec[P, R]) *Type {
 		example:     example,
 		schema:      schema,
 		decode: func(b []byte) (any, error) {
+			if err := keys.check(b); err != nil {
+				return nil, err
+			}
 			var p P
 			if err := decodeStrict(b, &p); err != nil {
 				return nil, err
@@ -179,6 +196,62 @@ func decodeStrict(b []byte, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Invalid("", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// payloadKeys holds the names of an object payload's top-level properties as the
+// schema publishes them, and whether each accepts null. encoding/json is more
+// lenient than the schema in two ways that check closes: it matches a key to
+// a field case-insensitively ("LIMIT" sets limit) and it takes null for any
+// field as "leave the zero value".
+type payloadKeys struct {
+	closed   bool            // additionalProperties is false
+	nullable map[string]bool // property name → accepts null
+}
+
+func topLevelFields(s *jsonschema.Schema) payloadKeys {
+	f := payloadKeys{nullable: map[string]bool{}}
+	if s == nil || s.Properties == nil {
+		return f
+	}
+	f.closed = s.AdditionalProperties == jsonschema.FalseSchema
+	for pair := s.Properties.Oldest(); pair != nil; pair = pair.Next() {
+		p := pair.Value
+		// A property without a type (json.RawMessage, any) takes null.
+		f.nullable[pair.Key] = p == nil || (p.Type == "" && len(p.AnyOf) == 0 && len(p.OneOf) == 0) || p.Type == "null"
+	}
+	return f
+}
+
+// check rejects the top-level keys of a JSON object payload that the schema
+// does not name exactly and nulls the schema does not allow. Anything that is
+// not an object is left to decodeStrict to report.
+func (f payloadKeys) check(b []byte) error {
+	if len(f.nullable) == 0 && !f.closed {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(b, &obj) != nil || obj == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var v ValidationError
+	for _, k := range keys {
+		nullable, known := f.nullable[k]
+		switch {
+		case !known && f.closed:
+			v.Violations = append(v.Violations, FieldViolation{k, "unknown field"})
+		case known && !nullable && bytes.Equal(bytes.TrimSpace(obj[k]), []byte("null")):
+			v.Violations = append(v.Violations, FieldViolation{k, "must not be null"})
+		}
+	}
+	if len(v.Violations) > 0 {
+		return &v
 	}
 	return nil
 }
