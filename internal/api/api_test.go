@@ -144,8 +144,21 @@ func TestBadRequests(t *testing.T) {
 		{"schedule far future", `{"type":"primes","payload":{"limit":10},"scheduleTime":"2999-01-01T00:00:00Z"}`, "job.schedule_time", "at most 366 days ahead"},
 		{"schedule far past", `{"type":"primes","payload":{"limit":10},"scheduleTime":"2001-01-01T00:00:00Z"}`, "job.schedule_time", "at most 24h in the past"},
 		{"malformed json", `{"type":`, "", "malformed JSON"},
-		{"unknown top-level field", `{"type":"primes","bogus":1}`, "", "unknown field"},
-		{"wrong top-level type", `{"type":5}`, "", "invalid value for string field type"},
+		// Decoding errors are field violations too.
+		{"unknown top-level field", `{"type":"primes","bogus":1}`, "job.bogus", "unknown field"},
+		{"misspelt field", `{"type":"primes","maxattempts":3}`, "job.maxattempts", `did you mean "maxAttempts"?`},
+		{"wrong top-level type", `{"type":5}`, "job.type", "expected a string, got the number 5"},
+		{"body not an object", `["primes"]`, "job", "expected a JSON object, got an array"},
+		{"payload not an object", `{"type":"primes","payload":[1]}`, "job.payload", "expected a JSON object"},
+		{"label value not a string", `{"type":"primes","labels":{"team":1}}`, `job.labels["team"]`, "expected a string"},
+		{"attempts not an integer", `{"type":"primes","maxAttempts":"three"}`, "job.max_attempts", "expected a 32-bit integer"},
+		{"unknown enum value", `{"type":"primes","state":"DONE"}`, "job.state", "expected one of PENDING"},
+		{"malformed duration", `{"type":"primes","timeout":"1 minute"}`, "job.timeout", `write seconds with an "s" suffix ("90s", "0.5s") or Go-style units`},
+		{"duration as a number", `{"type":"primes","timeout":60}`, "job.timeout", "invalid duration: got the number 60"},
+		{"nested malformed duration", `{"type":"primes","retryPolicy":{"maxBackoff":"1x"}}`, "job.retry_policy.max_backoff", "invalid duration"},
+		{"unknown nested field", `{"type":"primes","retryPolicy":{"maxBackof":"1m"}}`, "job.retry_policy.maxBackof", "unknown field"},
+		{"malformed timestamp", `{"type":"primes","scheduleTime":"tomorrow"}`, "job.schedule_time", "RFC 3339"},
+		{"timestamp without zone", `{"type":"primes","scheduleTime":"2030-01-01T00:00:00"}`, "job.schedule_time", `e.g. "2030-01-02T15:04:05Z"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

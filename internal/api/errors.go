@@ -42,17 +42,23 @@ func violation(field, format string, args ...any) *fieldViolation {
 func invalidArgument(vs ...*fieldViolation) error {
 	msg := "invalid request"
 	if len(vs) > 0 {
-		msg = vs[0].GetField() + ": " + vs[0].GetDescription()
-		if vs[0].GetField() == "" {
-			msg = vs[0].GetDescription()
-		}
-		if len(vs) > 1 {
-			msg += fmt.Sprintf(" (and %d more)", len(vs)-1)
-		}
+		msg = invalidArgumentMessage(vs)
 	}
 	return withDetails(codes.InvalidArgument, msg,
 		&errdetails.BadRequest{FieldViolations: vs},
 		&errdetails.ErrorInfo{Reason: reasonInvalidArgument, Domain: errorDomain})
+}
+
+// invalidArgumentMessage names the first violation's field and counts the rest.
+func invalidArgumentMessage(vs []*fieldViolation) string {
+	msg := vs[0].GetField() + ": " + vs[0].GetDescription()
+	if vs[0].GetField() == "" {
+		msg = vs[0].GetDescription()
+	}
+	if len(vs) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(vs)-1)
+	}
+	return msg
 }
 
 func withDetails(code codes.Code, msg string, details ...protoadapt.MessageV1) error {

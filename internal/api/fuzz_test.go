@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
 	"unicode/utf8"
 
 	"buf.build/go/protovalidate"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/queue"
@@ -19,8 +19,9 @@ import (
 
 // FuzzDecodeCreateRequest runs untrusted REST bodies through everything
 // that happens before the store: the body guard, the gateway's JSON
-// decoding, protovalidate and the service's own validation. None may panic,
-// and a body the guard rejects never reaches the decoder.
+// decoding (restMarshaler), protovalidate and the service's own
+// validation. None may panic, a body the guard rejects never reaches the
+// decoder, and every decoding error comes with field violations.
 func FuzzDecodeCreateRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"primes","payload":{"limit":1000}}`,
@@ -31,6 +32,8 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 		`[[[[[[]]]]]]`,
 		`{"type":"simulate","scheduleTime":"2999-01-01T00:00:00Z"}`,
 		"{\"type\":\"\xff\"}",
+		`{"type":"simulate","timeout":"1m30s","retryPolicy":{"maxBackoff":"1h","initialBackoff":"250ms"}}`,
+		`{"type":"simulate","colour":"red","timeout":"soon","labels":{"a":1},"maxAttempts":"x"}`,
 		``,
 	} {
 		f.Add([]byte(seed))
@@ -48,11 +51,15 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 		if checkJSON(body) != nil {
 			return
 		}
-		job := &jobforgev1.Job{}
-		if err := (protojson.UnmarshalOptions{}).Unmarshal(body, job); err != nil {
+		req := &jobforgev1.CreateJobRequest{}
+		rb := &requestBody{Reader: bytes.NewReader(body)}
+		if err := newRESTMarshaler().NewDecoder(rb).Decode(&req.Job); err != nil {
+			if !errors.Is(err, io.EOF) && len(rb.violations) == 0 {
+				t.Fatalf("decoding error without a field violation: %v", err)
+			}
 			return
 		}
-		req := &jobforgev1.CreateJobRequest{Job: job}
+		job := req.GetJob()
 		if v.Validate(req) != nil {
 			return
 		}

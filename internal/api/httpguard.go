@@ -73,7 +73,7 @@ func guardBody(next http.Handler, maxBytes int64) http.Handler {
 			writeError(w, http.StatusBadRequest, codes.InvalidArgument, "INVALID_JSON", err.Error())
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = &requestBody{Reader: bytes.NewReader(body)}
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
 	})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -87,6 +88,98 @@ func TestPageSizeCoerced(t *testing.T) {
 				require.Len(t, resp.body["jobs"], 2)
 				require.Len(t, list.GetJobs(), 2)
 			}
+		})
+	}
+}
+
+// TestDurationsAsTyped: every duration of a request accepts Go-style
+// values as people type them ("1m", "1h30m", "250ms") as well as
+// protojson's seconds; responses render them as protojson does.
+func TestDurationsAsTyped(t *testing.T) {
+	t.Parallel()
+	s := setupSecure(t, api.Limits{}, 0)
+	tests := []struct {
+		name, path, body string
+		job              func(body map[string]any) map[string]any
+		want             map[string]string // JSON path in the job → rendered duration
+	}{
+		{
+			name: "create", path: "/v1/jobs",
+			body: `{"type":"simulate","timeout":"1m30s","scheduleDelay":"1h","retryPolicy":{"initialBackoff":"250ms","maxBackoff":"1m"}}`,
+			job:  func(b map[string]any) map[string]any { return b },
+			want: map[string]string{"timeout": "90s", "retryPolicy.initialBackoff": "0.250s", "retryPolicy.maxBackoff": "60s"},
+		},
+		{
+			name: "protojson form unchanged", path: "/v1/jobs",
+			body: `{"type":"simulate","timeout":"90s","scheduleDelay":"3600s","retryPolicy":{"initialBackoff":"0.250s","maxBackoff":"60s"}}`,
+			job:  func(b map[string]any) map[string]any { return b },
+			want: map[string]string{"timeout": "90s", "retryPolicy.initialBackoff": "0.250s", "retryPolicy.maxBackoff": "60s"},
+		},
+		{
+			name: "batch", path: "/v1/jobs:batchCreate",
+			body: `{"requests":[{"job":{"type":"simulate","timeout":"2m","scheduleDelay":"30m"}}]}`,
+			job: func(b map[string]any) map[string]any {
+				return b["results"].([]any)[0].(map[string]any)["job"].(map[string]any)
+			},
+			want: map[string]string{"timeout": "120s"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp := s.rest(t, restReq{path: tt.path, body: tt.body})
+			require.Equal(t, http.StatusOK, resp.code, "%v", resp.body)
+			job := tt.job(resp.body)
+			require.Equal(t, "SCHEDULED", job["state"])
+			for path, want := range tt.want {
+				var v any = job
+				for _, k := range strings.Split(path, ".") {
+					v = v.(map[string]any)[k]
+				}
+				require.Equal(t, want, v, path)
+			}
+		})
+	}
+	t.Run("batch errors name the request", func(t *testing.T) {
+		t.Parallel()
+		resp := s.rest(t, restReq{path: "/v1/jobs:batchCreate",
+			body: `{"requests":[{"job":{"type":"simulate"}},{"job":{"type":"simulate","timeout":"soon"}}]}`})
+		require.Equal(t, http.StatusBadRequest, resp.code)
+		require.Equal(t, []string{"requests[1].job.timeout"}, violationFields(resp.body))
+	})
+}
+
+// violationFields are the fields of a REST error's BadRequest violations.
+func violationFields(body map[string]any) []string {
+	var fields []string
+	details, _ := body["details"].([]any)
+	for _, d := range details {
+		d := d.(map[string]any)
+		if d["@type"] != "type.googleapis.com/google.rpc.BadRequest" {
+			continue
+		}
+		for _, v := range d["fieldViolations"].([]any) {
+			fields = append(fields, v.(map[string]any)["field"].(string))
+		}
+	}
+	return fields
+}
+
+// TestEmptyLists: list responses name their empty lists ({"jobs": []}).
+func TestEmptyLists(t *testing.T) {
+	t.Parallel()
+	s := setupSecure(t, api.Limits{}, 0)
+	tests := []struct{ path, field string }{
+		{"/v1/jobs", "jobs"},
+		{"/v1/jobs?filter=state%3DCANCELLED", "jobs"},
+		{"/v1/workers", "workers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			t.Parallel()
+			resp := s.rest(t, restReq{method: "GET", path: tt.path, as: "globex-admin"})
+			require.Equal(t, http.StatusOK, resp.code, "%v", resp.body)
+			require.Equal(t, []any{}, resp.body[tt.field], "%v", resp.body)
 		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -263,6 +264,9 @@ func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 	var hse *runtime.HTTPStatusError
 	if errors.As(err, &hse) {
 		err = hse.Err
+	}
+	if vs := decodeViolations(ctx, r); len(vs) > 0 && status.Code(err) == codes.InvalidArgument {
+		err = invalidArgument(vs...)
 	}
 	st := withErrorInfo(status.Convert(err))
 	err = st.Err()
