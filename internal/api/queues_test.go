@@ -223,7 +223,12 @@ func TestPausedQueueAndWorkersWhileWorkerRuns(t *testing.T) {
 	redistest.Eventually(t, 15*time.Second, func() bool {
 		resp, err := b.queues.ListWorkers(ctx, &jobforgev1.ListWorkersRequest{})
 		require.NoError(t, err)
-		require.Len(t, resp.GetWorkers(), 2, "one entry per pool")
+		// A pool is listed from its first heartbeat, which asynq writes
+		// on a goroutine of its own after the worker starts.
+		require.LessOrEqual(t, len(resp.GetWorkers()), 2, "one entry per pool")
+		if len(resp.GetWorkers()) < 2 {
+			return false
+		}
 		for _, w := range resp.GetWorkers() {
 			require.Equal(t, host, w.GetHost())
 			require.Equal(t, int32(os.Getpid()), w.GetPid())

@@ -210,9 +210,17 @@ func TestQueuesPauseResumeAndWorkers(t *testing.T) {
 		return !qs[0].Paused && qs[0].Pending == 0 && qs[0].ProcessedToday == 1
 	}, "resumed queue runs its job")
 
-	ws, err := b.store.Workers(ctx)
-	require.NoError(t, err)
-	require.Len(t, ws, 2, "one entry per pool")
+	// Each pool appears once its asynq server has written its first
+	// heartbeat, which asynq does on a goroutine of its own after Start
+	// returns: wait for both entries rather than read the list once.
+	var ws []queue.WorkerInfo
+	redistest.Eventually(t, 10*time.Second, func() bool {
+		var err error
+		ws, err = b.store.Workers(ctx)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(ws), 2, "one entry per pool: %+v", ws)
+		return len(ws) == 2
+	}, "both pools listed")
 	var concurrency []int
 	for _, w := range ws {
 		require.NotEmpty(t, w.ID)
