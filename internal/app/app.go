@@ -117,6 +117,9 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		Metrics: obs.metrics,
 	})
 	defer store.Close()
+	if err := queue.RegisterQueues(ctx, rdb, cfg.AllQueues()); err != nil { // so /monitoring finds queues no job has used yet
+		return err
+	}
 	tokenKey, err := store.SharedSecret(ctx, "page-token")
 	if err != nil {
 		return err
