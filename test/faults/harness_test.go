@@ -445,6 +445,17 @@ func exited(p *proctest.Process) bool {
 	}
 }
 
+// exitStatus says how the process ended, without waiting for it.
+func exitStatus(p *proctest.Process) string {
+	if !exited(p) {
+		return "still running"
+	}
+	if err := p.ExitErr(); err != nil {
+		return err.Error()
+	}
+	return "exit status 0"
+}
+
 // execution is one start of a job's handler, from a worker's
 // "job attempt started" log line.
 type execution struct {

@@ -63,7 +63,7 @@ func TestPoisonPanic(t *testing.T) {
 		"ledger_executions", executions(led), "poison_executions", len(led[poison]))
 
 	require.NotEmpty(t, poison, "a simulate job with outcome \"panic\" is accepted: %s", r)
-	check(t, !exited(w), "the worker exited after a panicking handler: %v", w.ExitErr())
+	check(t, !exited(w), "the worker exited after a panicking handler: %s", exitStatus(w))
 	check(t, stateOf(p) == "FAILED" && p.int("attempts") == 2, "the panicking job ends FAILED after its 2 attempts: %s", p)
 	check(t, panicErrors == 2, "each failed attempt carries the panic's message: %s", p)
 	check(t, logged, "the worker logs the panic of job %s", poison)
@@ -208,7 +208,7 @@ func TestPoisonCrashNotAllowed(t *testing.T) {
 		"worker_exited", exited(w), "succeeded", succeeded)
 
 	require.NotEmpty(t, poison, "a simulate job with outcome \"crash\" is accepted: %s", r)
-	check(t, !exited(w), "a worker without -allow-crash-jobs exited: %v", w.ExitErr())
+	check(t, !exited(w), "a worker without -allow-crash-jobs exited: %s", exitStatus(w))
 	check(t, stateOf(p) == "FAILED" && p.int("attempts") == 1, "the crashing job fails at its first attempt: %s", p)
 	check(t, clear, "the attempt fails permanently with an error that mentions the crash: %s", p)
 	check(t, len(lost) == 0, "%d acknowledged jobs never reached a terminal state: %s", len(lost), sample(lost, 5))

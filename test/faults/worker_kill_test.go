@@ -86,6 +86,16 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 		isOrphan[n] = true
 	}
 
+	// The same from the ledger: the first start of an orphan after the kill.
+	ledgerRecovery := time.Duration(-1)
+	for _, n := range orphans {
+		for _, e := range led[n] {
+			if d := e.at.Sub(killedAt); d > 0 && (ledgerRecovery < 0 || d < ledgerRecovery) {
+				ledgerRecovery = d
+			}
+		}
+	}
+
 	dup := twice(led, acked)
 	var wrongDup, consumed, notCounted, overLimit, single []string
 	for _, n := range dup {
@@ -124,7 +134,7 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 
 	report("worker-kill",
 		"jobs", jobs, "acknowledged", len(acked), "lost", len(lost), "executed_twice", len(dup),
-		"recovery_s", firstRestart, "last_orphan_s", lastRestart,
+		"recovery_s", firstRestart, "last_orphan_s", lastRestart, "ledger_recovery_s", ledgerRecovery,
 		"held_at_kill", held, "orphans", len(orphans), "orphans_max_attempts_1", singleOrphans,
 		"stranded_orphans", len(stranded), "attempt_consumed", len(consumed), "lost_attempts_wrong", len(notCounted),
 		"succeeded", succeeded, "ledger_executions", executions(led), "ledger_gaps", len(gaps))

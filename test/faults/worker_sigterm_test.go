@@ -60,7 +60,7 @@ func TestWorkerSIGTERMWithLongJobs(t *testing.T) {
 	led := c.ledger()
 
 	var interrupted, shortRerun, overLimit, consumed []string
-	requeue := time.Duration(-1)    // latest restart of an interrupted job once it could restart
+	requeue := time.Duration(-1) // latest restart of an interrupted job once it could restart
 	// The long jobs are handed back when the grace period ends, and can
 	// start again once the other worker is ready.
 	from := termAt.Add(grace)
