@@ -16,6 +16,8 @@ PROTOC_GEN_GO_VERSION       := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION  := v1.6.0
 GRPC_GATEWAY_VERSION        := v2.33.0
 PROTOVALIDATE_VERSION       := v1.2.2
+# buf lint / buf breaking (scripts/buf.sh, buf.yaml).
+BUF_VERSION                 := v1.75.0
 
 # System packages the tests and code generation need (Debian names).
 APT_PACKAGES := redis-server protobuf-compiler chromium
@@ -59,6 +61,20 @@ tools: ## Install the pinned protoc plugins into bin/.
 	@test -x $(BIN)/protoc-gen-openapiv2 && $(BIN)/protoc-gen-openapiv2 --version | grep -q $(GRPC_GATEWAY_VERSION:v%=%) || \
 	  GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
+.PHONY: tools-buf
+tools-buf: ## Install the pinned buf into bin/.
+	@mkdir -p $(BIN)
+	@test -x $(BIN)/buf && $(BIN)/buf --version | grep -qx $(BUF_VERSION:v%=%) || \
+	  GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+.PHONY: lint-proto
+lint-proto: deps tools-buf tools/node_modules/.package-lock.json ## buf lint api/proto (STANDARD; exceptions justified in buf.yaml).
+	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) ./scripts/buf.sh lint
+
+.PHONY: breaking
+breaking: deps tools-buf tools/node_modules/.package-lock.json ## buf breaking: api/proto against main's merge-base, or on main against the previous commit (AGAINST=<ref> to choose; see scripts/buf.sh).
+	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) ./scripts/buf.sh breaking $(AGAINST)
+
 .PHONY: proto
 proto: deps tools ## Regenerate Go, gRPC, gateway and OpenAPI code from api/proto.
 	@rm -rf api/gen/jobforge api/gen/openapi
@@ -73,7 +89,7 @@ check-generated: deps tools ## Fail if committed generated code differs from a f
 	else echo "generated code is up to date"; fi
 
 .PHONY: test
-test: deps check-generated lint-openapi ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race.
+test: deps check-generated lint-openapi lint-proto breaking ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race.
 	$(GO) vet ./...
 	$(GO) test $(GOTESTFLAGS) ./...
 

@@ -1,10 +1,6 @@
 #!/usr/bin/env bash
 # Generates Go, gRPC, gateway and OpenAPI code from api/proto into OUT (default api/gen).
-# Third-party .proto files come from packages at generation time:
-#   google/api/*            npm package google-proto-files (tools/package.json, pinned)
-#   buf/validate/*          Go module github.com/bufbuild/protovalidate (PROTOVALIDATE_VERSION)
-#   protoc-gen-openapiv2/*  Go module github.com/grpc-ecosystem/grpc-gateway/v2 (version from go.mod)
-#   google/protobuf/*       protoc's own include directory
+# Third-party .proto files come from packages (scripts/proto-includes.sh).
 # Plugins are the pinned binaries in bin/ (see the Makefile's tools target).
 # The OpenAPI document spells resource paths out (/v1/jobs/{job}, not
 # /v1/{name=jobs/*}), so paths of different resources do not collide and
@@ -14,17 +10,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-"$root/api/gen"}
 bin="$root/bin"
-: "${PROTOVALIDATE_VERSION:=v1.2.2}"
 
 cd "$root"
-if [ ! -d tools/node_modules/google-proto-files ]; then
-  npm ci --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
-fi
-gpf="$root/tools/node_modules/google-proto-files"
-pv_dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/bufbuild/protovalidate@${PROTOVALIDATE_VERSION}" |
-  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-gw_dir=$(go list -m -f '{{.Dir}}' github.com/grpc-ecosystem/grpc-gateway/v2)
-protoc_include=$(dirname "$(dirname "$(command -v protoc)")")/include
+# shellcheck source=scripts/proto-includes.sh
+. scripts/proto-includes.sh
 
 mkdir -p "$out/openapi"
 protos=$(cd api/proto && find jobforge -name '*.proto' | sort)
@@ -32,7 +21,7 @@ protos=$(cd api/proto && find jobforge -name '*.proto' | sort)
   cd api/proto
   # shellcheck disable=SC2086
   protoc \
-    -I . -I "$protoc_include" -I "$gpf" -I "$pv_dir/proto/protovalidate" -I "$gw_dir" \
+    -I . "${proto_includes[@]}" \
     --plugin=protoc-gen-go="$bin/protoc-gen-go" \
     --plugin=protoc-gen-go-grpc="$bin/protoc-gen-go-grpc" \
     --plugin=protoc-gen-grpc-gateway="$bin/protoc-gen-grpc-gateway" \
