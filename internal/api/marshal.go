@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -145,38 +147,84 @@ type requestBody struct {
 
 func (*requestBody) Close() error { return nil }
 
-// decodeViolations are the violations the decoder found in r's body, with
-// field paths from the request message (`job.timeout` for CreateJob, whose
-// body is the job), or nil.
+// decodeViolations are the field violations of a request the gateway could
+// not decode: those the decoder left on r's body, with paths from the
+// request message (`job.timeout` for CreateJob, whose body is the job), or
+// those of its query parameters. Nil when there are none.
 func decodeViolations(ctx context.Context, r *http.Request) []*fieldViolation {
-	rb, ok := r.Body.(*requestBody)
-	if !ok || len(rb.violations) == 0 {
+	md := rpcMethod(ctx)
+	if md == nil {
 		return nil
 	}
-	prefix := bodyField(ctx)
-	out := make([]*fieldViolation, len(rb.violations))
-	for i, v := range rb.violations {
-		out[i] = violation(joinPath(prefix, v.GetField()), "%s", v.GetDescription())
+	if rb, ok := r.Body.(*requestBody); ok && len(rb.violations) > 0 {
+		prefix := bodyField(md)
+		out := make([]*fieldViolation, len(rb.violations))
+		for i, v := range rb.violations {
+			out[i] = violation(joinPath(prefix, v.GetField()), "%s", v.GetDescription())
+		}
+		return out
 	}
-	return out
+	return queryViolations(md.Input(), r.URL.Query())
 }
 
-// bodyField is the request field the HTTP body of ctx's RPC maps to (its
-// google.api.http body), or "" when the body is the whole request.
-func bodyField(ctx context.Context) string {
+// queryViolations finds the query parameters the gateway cannot parse into
+// a request of type md, by parsing each on its own.
+func queryViolations(md protoreflect.MessageDescriptor, q url.Values) []*fieldViolation {
+	var vs []*fieldViolation
+	for _, key := range slices.Sorted(maps.Keys(q)) {
+		err := runtime.PopulateQueryParameters(dynamicpb.NewMessage(md), url.Values{key: q[key]}, utilities.NewDoubleArray(nil))
+		if err == nil {
+			continue
+		}
+		path, fd := queryField(md, key)
+		if fd == nil {
+			vs = append(vs, violation(key, "%s", err))
+			continue
+		}
+		vs = append(vs, violation(path, "expected %s, got %s", expected(fd), jsonKind(q.Get(key))))
+	}
+	return vs
+}
+
+// queryField resolves a query parameter name ("pageSize", "a.b_c") to its
+// field and proto path.
+func queryField(md protoreflect.MessageDescriptor, key string) (string, protoreflect.FieldDescriptor) {
+	var path string
+	var fd protoreflect.FieldDescriptor
+	for _, seg := range strings.Split(key, ".") {
+		if md == nil {
+			return "", nil
+		}
+		if fd = md.Fields().ByJSONName(seg); fd == nil {
+			fd = md.Fields().ByTextName(seg)
+		}
+		if fd == nil {
+			return "", nil
+		}
+		path = joinPath(path, string(fd.Name()))
+		md = fd.Message()
+	}
+	return path, fd
+}
+
+// rpcMethod is the method the gateway is calling in ctx, or nil.
+func rpcMethod(ctx context.Context) protoreflect.MethodDescriptor {
 	method, ok := runtime.RPCMethod(ctx) // "/pkg.Service/Method"
 	if !ok {
-		return ""
+		return nil
 	}
 	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(method, "/"), "/", "."))
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
 	if err != nil {
-		return ""
+		return nil
 	}
-	md, ok := d.(protoreflect.MethodDescriptor)
-	if !ok {
-		return ""
-	}
+	md, _ := d.(protoreflect.MethodDescriptor)
+	return md
+}
+
+// bodyField is the request field the HTTP body of md maps to (its
+// google.api.http body), or "" when the body is the whole request.
+func bodyField(md protoreflect.MethodDescriptor) string {
 	rule, _ := proto.GetExtension(md.Options(), annotations.E_Http).(*annotations.HttpRule)
 	if body := rule.GetBody(); body != "*" {
 		return body

@@ -183,3 +183,25 @@ func TestEmptyLists(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryParameterErrors: a query parameter the gateway cannot parse is a
+// field violation naming the field, like a body's.
+func TestQueryParameterErrors(t *testing.T) {
+	t.Parallel()
+	s := setupSecure(t, api.Limits{}, 0)
+	tests := []struct{ name, query, wantField, wantText string }{
+		{"not a number", "pageSize=abc", "page_size", `expected a 32-bit integer, got "abc"`},
+		{"not an integer", "pageSize=1.5", "page_size", "expected a 32-bit integer"},
+		{"out of int32 range", "page_size=99999999999", "page_size", "expected a 32-bit integer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp := s.rest(t, restReq{method: "GET", path: "/v1/jobs?" + tt.query})
+			require.Equal(t, http.StatusBadRequest, resp.code, "%v", resp.body)
+			require.Equal(t, "INVALID_ARGUMENT", restReason(resp.body))
+			require.Equal(t, []string{tt.wantField}, violationFields(resp.body))
+			require.Contains(t, messageOf(resp.body), tt.wantField+": "+tt.wantText)
+		})
+	}
+}

@@ -265,8 +265,11 @@ func httpErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 	if errors.As(err, &hse) {
 		err = hse.Err
 	}
-	if vs := decodeViolations(ctx, r); len(vs) > 0 && status.Code(err) == codes.InvalidArgument {
-		err = invalidArgument(vs...)
+	if st := status.Convert(err); st.Code() == codes.InvalidArgument && len(st.Details()) == 0 {
+		// The gateway's own decoding error: report it per field.
+		if vs := decodeViolations(ctx, r); len(vs) > 0 {
+			err = invalidArgument(vs...)
+		}
 	}
 	st := withErrorInfo(status.Convert(err))
 	err = st.Err()
