@@ -23,7 +23,7 @@ import (
 	"github.com/jobforge/jobforge/internal/redistest"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) { contractMain(m) } // contract_test.go
 
 type bundle struct {
 	client  jobforgev1.JobServiceClient

@@ -52,6 +52,7 @@ func (s *stack) serve(t *testing.T, opts api.Options) *api.Server {
 	opts.Ready, opts.Logger = s.store.Ping, s.log
 	srv, err := api.NewServer(opts, s.svc)
 	require.NoError(t, err)
+	contractServers.register(t, srv.HTTPAddr()) // its REST responses are checked against the OpenAPI document
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
