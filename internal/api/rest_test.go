@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/api"
+	"github.com/jobforge/jobforge/internal/redistest"
 )
 
 // TestRoutingErrors: a method a path does not support is 405 with the
@@ -204,4 +207,70 @@ func TestQueryParameterErrors(t *testing.T) {
 			require.Contains(t, messageOf(resp.body), tt.wantField+": "+tt.wantText)
 		})
 	}
+}
+
+// TestIndex: / lists the port's entry points, as JSON or (for browsers)
+// HTML, and every link leads somewhere.
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, redistest.NewDB(t))
+	srv := st.serve(t, api.Options{Monitoring: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "queue UI")
+	})})
+	base := "http://" + srv.HTTPAddr()
+	t.Cleanup(http.DefaultClient.CloseIdleConnections) // see setupSecure
+	get := func(t *testing.T, path, accept string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+path, nil)
+		require.NoError(t, err)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp, body
+	}
+
+	resp, body := get(t, "/", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var index struct {
+		Links []struct{ Rel, Href, Title string }
+	}
+	require.NoError(t, json.Unmarshal(body, &index))
+	var hrefs []string
+	for _, l := range index.Links {
+		hrefs = append(hrefs, l.Href)
+	}
+	require.Subset(t, hrefs, []string{"/docs", "/openapi.json", "/healthz", "/readyz", "/monitoring/", "/v1/jobTypes"})
+
+	tests := []struct{ name, accept, wantType, wantText string }{
+		{"curl", "*/*", "application/json", `"href":"/docs"`},
+		{"JSON client", "application/json", "application/json", `"href":"/openapi.json"`},
+		{"browser", "text/html,application/xhtml+xml,*/*;q=0.8", "text/html; charset=utf-8", `<a href="/docs">`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := get(t, "/", tt.accept)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Equal(t, tt.wantType, resp.Header.Get("Content-Type"))
+			require.Contains(t, string(body), tt.wantText)
+		})
+	}
+	for _, href := range hrefs {
+		t.Run("link "+href, func(t *testing.T) {
+			t.Parallel()
+			resp, _ := get(t, href, "")
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+		})
+	}
+	t.Run("other paths are still 404", func(t *testing.T) {
+		t.Parallel()
+		resp, _ := get(t, "/nothing", "")
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	})
 }
