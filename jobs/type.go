@@ -98,7 +98,7 @@ func Define[P, R any](s Spec[P, R]) *Type {
 	if err != nil {
 		panic(fmt.Sprintf("jobs: %s: payload schema: %v", s.Name, err))
 	}
-	keys := topLevelFields(reflected)
+	keys := payloadKeysOf(reflected)
 	return &Type{
 		name:        s.Name,
 		description: s.Description,
@@ -200,17 +200,17 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// payloadKeys holds the names of an object payload's top-level properties as the
-// schema publishes them, and whether each accepts null. encoding/json is more
-// lenient than the schema in two ways that check closes: it matches a key to
-// a field case-insensitively ("LIMIT" sets limit) and it takes null for any
-// field as "leave the zero value".
+// payloadKeys holds the names of an object payload's top-level properties
+// as the schema publishes them, and whether each accepts null. encoding/json
+// is more lenient than the schema in two ways that check closes: it matches
+// a key to a field case-insensitively ("LIMIT" sets limit) and it takes null
+// for any field as "leave the zero value".
 type payloadKeys struct {
 	closed   bool            // additionalProperties is false
 	nullable map[string]bool // property name → accepts null
 }
 
-func topLevelFields(s *jsonschema.Schema) payloadKeys {
+func payloadKeysOf(s *jsonschema.Schema) payloadKeys {
 	f := payloadKeys{nullable: map[string]bool{}}
 	if s == nil || s.Properties == nil {
 		return f
