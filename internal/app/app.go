@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -99,7 +97,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	if embedded == nil {
 		queue.CheckDurability(ctx, rdb, log)
 	}
-	authn, devKey, err := authenticator(ctx, cfg)
+	authn, dev, err := authenticator(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -168,12 +166,12 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	log.Info("api started", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "admin_addr", admin.Addr(),
 		"dev", cfg.Dev, "embedded_store", embedded != nil)
 	if cfg.Dev {
-		printBanner(stdout, cfg, srv, admin.Addr(), embedded, devKey)
+		printBanner(stdout, cfg, srv, admin.Addr(), embedded, dev)
 	}
 	return serveAPI(ctx, srv, admin, stats)
 }
 
-func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr string, embedded *queue.Embedded, devKey string) {
+func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr string, embedded *queue.Embedded, dev devAccess) {
 	httpURL := "http://" + localAddr(srv.HTTPAddr())
 	grpcAddr := localAddr(srv.GRPCAddr())
 	fmt.Fprintln(w, "\njobforge is running in development mode")
@@ -186,26 +184,35 @@ func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr stri
 	}
 	fmt.Fprintf(w, "  worker:  in-process (io pool: %s x%d; cpu pool: %s x%d)\n",
 		weights(cfg.Queues), cfg.Concurrency, weights(cfg.CPUQueues), cfg.CPUConcurrency)
-	fmt.Fprintf(w, "  REST:    %s   OpenAPI: %s/openapi.json\n", httpURL, httpURL)
+	fmt.Fprintf(w, "  REST:    %s   OpenAPI: %s/openapi.json   docs: %s/docs\n", httpURL, httpURL, httpURL)
 	fmt.Fprintf(w, "  gRPC:    %s   (reflection and health need no key)\n", grpcAddr)
-	auth := `-H "Authorization: Bearer $JF_KEY"`
+	restAuth, grpcAuth := ` -H "Authorization: Bearer $JF_KEY"`, ` -H "authorization: Bearer $JF_KEY"`
 	switch {
 	case cfg.AuthDisabled:
 		fmt.Fprintln(w, "  auth:    DISABLED: every caller has full access")
-		auth = ""
-	case devKey != "" && devKey == cfg.DevKey:
-		fmt.Fprintln(w, "  auth:    the key in JOBFORGE_DEV_KEY has full access to tenant \"dev\"")
-		fmt.Fprintln(w, "           export JF_KEY=\"$JOBFORGE_DEV_KEY\"")
-	case devKey != "":
-		fmt.Fprintf(w, "  auth:    generated dev API key (full access to tenant \"dev\"), also in %s:\n", devKeyFile)
-		fmt.Fprintf(w, "           export JF_KEY=%s\n", devKey)
+		restAuth, grpcAuth = "", ""
+	case dev.key != "":
+		how := map[devKeySource]string{
+			devKeyFromEnv: "JOBFORGE_DEV_KEY", devKeyReused: "kept from the last run", devKeyCreated: "new",
+		}[dev.src]
+		fmt.Fprintf(w, "  auth:    dev API key (%s; full access to tenant \"dev\"), saved in %s:\n", how, devKeyFile)
+		fmt.Fprintf(w, "           export JF_KEY=%s\n", dev.key)
 	default:
 		fmt.Fprintln(w, "  auth:    API keys / JWT as configured; export JF_KEY=<your key>")
 	}
-	fmt.Fprintf(w, "  try:     curl -s %s %s/v1/jobTypes\n", auth, httpURL)
-	fmt.Fprintf(w, "           curl -s %s -XPOST %s/v1/jobs -d '{\"type\":\"primes\",\"payload\":{\"limit\":1000000}}'\n", auth, httpURL)
-	fmt.Fprintf(w, "           grpcurl -plaintext %s list\n\n", grpcAddr)
-	fmt.Fprintf(w, "  docs:    %s/docs   queues: %s/monitoring\n", httpURL, httpURL)
+	fmt.Fprintf(w, "  try:     curl -s%s %s/v1/jobTypes\n", restAuth, httpURL)
+	fmt.Fprintf(w, "           curl -s%s %s/v1/jobs -d '{\"type\":\"primes\",\"payload\":{\"limit\":1000000}}'\n", restAuth, httpURL)
+	fmt.Fprintf(w, "           grpcurl -plaintext%s %s jobforge.v1.JobService/ListJobTypes\n", grpcAuth, grpcAddr)
+	if dev.key != "" {
+		fmt.Fprintf(w, "           jobctl --addr %s types   (jobctl reads %s in this directory)\n", grpcAddr, devKeyFile)
+	} else {
+		fmt.Fprintf(w, "           jobctl --addr %s --token \"$JF_KEY\" types\n", grpcAddr)
+	}
+	if cfg.AuthDisabled {
+		fmt.Fprintf(w, "  queues:  %s/monitoring\n", httpURL)
+	} else {
+		fmt.Fprintf(w, "  queues:  %s/monitoring   (log in with any user name and the key as password)\n", httpURL)
+	}
 	fmt.Fprintf(w, "  admin:   http://%s/metrics   /readyz   /debug/pprof/\n\n", localAddr(adminAddr))
 }
 
@@ -294,23 +301,25 @@ func redisTLS(cfg config.Config) queue.TLSFiles {
 	return queue.TLSFiles{CA: cfg.RedisCA, Cert: cfg.RedisCert, Key: cfg.RedisKey}
 }
 
-// devKeyFile is where dev mode writes a generated API key, so scripts and
-// the README's examples can read it.
-const devKeyFile = ".jobforge/dev-key"
+// devAccess is the dev mode key and where it came from (the zero value:
+// no dev key).
+type devAccess struct {
+	key string
+	src devKeySource
+}
 
 // authenticator builds the API's authenticator from the configured API keys
 // and JWT settings. In dev mode without either it accepts one dev key with
-// full access to tenant "dev": JOBFORGE_DEV_KEY, or a generated one (returned
-// as devKey so the banner can show it). It returns nil when authentication
-// is disabled explicitly.
-func authenticator(ctx context.Context, cfg config.Config) (a *auth.Authenticator, devKey string, err error) {
+// full access to tenant "dev" (see loadDevKey), returned so the banner can
+// show it. It returns nil when authentication is disabled explicitly.
+func authenticator(ctx context.Context, cfg config.Config, log *slog.Logger) (a *auth.Authenticator, dev devAccess, err error) {
 	if cfg.AuthDisabled {
-		return nil, "", nil
+		return nil, dev, nil
 	}
 	var keys []auth.Key
 	if cfg.APIKeysFile != "" {
 		if keys, err = auth.LoadKeys(cfg.APIKeysFile); err != nil {
-			return nil, "", err
+			return nil, dev, err
 		}
 	}
 	var jwtv *auth.JWTVerifier
@@ -319,23 +328,19 @@ func authenticator(ctx context.Context, cfg config.Config) (a *auth.Authenticato
 			JWKS: cfg.JWTJWKS, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 			Algorithms: cfg.JWTAlgorithms, TenantClaim: cfg.JWTTenantClaim,
 		}); err != nil {
-			return nil, "", err
+			return nil, dev, err
 		}
 	}
 	if cfg.Dev && len(keys) == 0 && jwtv == nil {
-		devKey = cfg.DevKey
-		if devKey == "" {
-			token, _, err := auth.NewKey("dev", "dev", auth.AllScopes, nil)
-			if err != nil {
-				return nil, "", err
-			}
-			devKey = token
-			if err := os.MkdirAll(filepath.Dir(devKeyFile), 0o700); err == nil {
-				_ = os.WriteFile(devKeyFile, []byte(devKey+"\n"), 0o600)
-			}
+		var writeErr error
+		if dev.key, dev.src, writeErr, err = loadDevKey(devKeyFile, cfg.DevKey); err != nil {
+			return nil, dev, err
 		}
-		keys = []auth.Key{auth.HashedKey(devKey, "dev", "dev", auth.AllScopes)}
+		if writeErr != nil {
+			log.Warn("dev key not saved; jobctl and later runs will not find it", "error", writeErr)
+		}
+		keys = []auth.Key{auth.HashedKey(dev.key, "dev", "dev", auth.AllScopes)}
 	}
 	a, err = auth.New(keys, jwtv)
-	return a, devKey, err
+	return a, dev, err
 }
