@@ -54,7 +54,9 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(map[string]any{
 		"name":        "jobforge",
 		"description": "Background job service. REST under /v1/ (Authorization: Bearer <key>), gRPC on the gRPC port.",
 		"links":       links,
