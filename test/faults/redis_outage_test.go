@@ -14,7 +14,7 @@ import (
 
 // outageAnswer bounds how long an API request may take while Redis is
 // unreachable; apiRecovery how soon after Redis returns the API serves
-// again; outcomeBound how soon an outcome reached while Redis was down
+// again and workers run jobs again; outcomeBound how soon an outcome reached while Redis was down
 // must be recorded once it is back ("within seconds").
 const (
 	outageAnswer  = time.Second
@@ -224,6 +224,16 @@ func TestRedisOutageUnderSubmitLoad(t *testing.T) {
 			recorded = max(recorded, at.Sub(restartedAt))
 		}
 	}
+	// Workers are back when a handler starts again after Redis's return
+	// (jobs wait in the queue by then: created before the stop, or since).
+	workersBack := time.Duration(-1)
+	for _, ex := range led {
+		for _, e := range ex {
+			if d := e.at.Sub(restartedAt); d >= 0 && (workersBack < 0 || d < workersBack) {
+				workersBack = d
+			}
+		}
+	}
 	dup := twice(led, names)
 	dupFinished := twice(led, finishedInOutage)
 	dupSpanning := twice(led, spanning)
@@ -232,7 +242,7 @@ func TestRedisOutageUnderSubmitLoad(t *testing.T) {
 
 	report("redis-outage",
 		"jobs", len(sends), "acknowledged", len(names), "lost", len(lost), "executed_twice", len(dup),
-		"recovery_s", recovered, "outage_requests", outageRequests, "outage_503", outage503,
+		"recovery_s", recovered, "worker_recovery_s", workersBack, "outage_requests", outageRequests, "outage_503", outage503,
 		"max_outage_latency_s", maxOutageLatency, "slow_outage_requests", slow,
 		"other_5xx", other5xx, "transport_errors", transport,
 		"readyz_down_s", readyDown, "readyz_up_s", readyUp,
@@ -248,6 +258,7 @@ func TestRedisOutageUnderSubmitLoad(t *testing.T) {
 	check(t, maxOutageLatency <= outageAnswer, "a request during the outage took %s; want at most %s (%d slower)", maxOutageLatency, outageAnswer, slow)
 	check(t, other5xx == 0 && transport == 0, "%d answers were 5xx other than 503 and %d had no HTTP answer at all", other5xx, transport)
 	check(t, recovered >= 0 && recovered <= apiRecovery, "the API served again %s after Redis returned; want within %s", recovered, apiRecovery)
+	check(t, workersBack >= 0 && workersBack <= apiRecovery, "workers started a job %s after Redis returned; want within %s", workersBack, apiRecovery)
 	check(t, readyDown >= 0 && readyDown <= outageAnswer, "/readyz turned unhealthy %s after Redis stopped; want within %s", readyDown, outageAnswer)
 	check(t, readyUp <= apiRecovery, "/readyz was healthy again %s after Redis returned; want within %s", readyUp, apiRecovery)
 	check(t, recorded >= 0 && recorded <= outcomeBound, "outcomes reached during the outage were recorded %s after Redis returned; want within %s", recorded, outcomeBound)
