@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -272,5 +273,41 @@ func TestIndex(t *testing.T) {
 		t.Parallel()
 		resp, _ := get(t, "/nothing", "")
 		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	})
+}
+
+// TestRESTOnGRPCPort: an HTTP/1.1 request sent to the gRPC port gets a
+// plain answer pointing at the REST port; gRPC on that port is unaffected.
+func TestRESTOnGRPCPort(t *testing.T) {
+	t.Parallel()
+	st := newStack(t, redistest.NewDB(t))
+	srv := st.serve(t, api.Options{})
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	tests := []struct{ method, path, body string }{
+		{"GET", "/v1/jobTypes", ""},
+		{"POST", "/v1/jobs", `{"type":"simulate"}`},
+		{"OPTIONS", "/", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequest(tt.method, "http://"+srv.GRPCAddr()+tt.path, strings.NewReader(tt.body))
+			require.NoError(t, err)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			require.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+			require.Contains(t, string(body), "gRPC port")
+			require.Contains(t, string(body), "http://"+srv.HTTPAddr()+"/v1/jobTypes")
+		})
+	}
+	t.Run("gRPC still served", func(t *testing.T) {
+		t.Parallel()
+		types, err := jobforgev1.NewJobServiceClient(dial(t, srv.GRPCAddr())).ListJobTypes(context.Background(), &jobforgev1.ListJobTypesRequest{})
+		require.NoError(t, err)
+		require.NotEmpty(t, types.GetJobTypes())
 	})
 }

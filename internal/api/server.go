@@ -163,9 +163,12 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		_ = s.grpcLis.Close()
 		return nil, fmt.Errorf("listen http: %w", err)
 	}
+	restURL := "http://" + s.httpLis.Addr().String()
 	if opts.TLSConfig != nil {
 		s.httpLis = tls.NewListener(s.httpLis, opts.TLSConfig)
+		restURL = "https://" + s.httpLis.Addr().String()
 	}
+	s.grpcLis = newHTTP1Listener(s.grpcLis, restURL, s.grpcLis.Addr().String())
 	return s, nil
 }
 
