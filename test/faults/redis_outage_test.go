@@ -254,6 +254,10 @@ func TestRedisOutageUnderSubmitLoad(t *testing.T) {
 	require.Positive(t, outageRequests, "no request was made during the outage: the scenario measured nothing")
 	require.NotEmpty(t, finishedInOutage, "no job finished during the outage: the scenario measured nothing")
 	check(t, len(lost) == 0, "%d acknowledged jobs never reached a terminal state: %s", len(lost), sample(lost, 5))
+	check(t, !exited(c.api), "the API exited during the outage: %s", exitStatus(c.api))
+	for i, w := range c.workers {
+		check(t, !exited(w), "worker %d exited during the outage: %s", i+1, exitStatus(w))
+	}
 	check(t, wrong == 0, "%d of %d requests during the outage were not 503 with Retry-After; first: %s", wrong, outageRequests, firstWrong)
 	check(t, maxOutageLatency <= outageAnswer, "a request during the outage took %s; want at most %s (%d slower)", maxOutageLatency, outageAnswer, slow)
 	check(t, other5xx == 0 && transport == 0, "%d answers were 5xx other than 503 and %d had no HTTP answer at all", other5xx, transport)
