@@ -606,3 +606,35 @@ func (c *cluster) running() (map[string]time.Time, error) {
 	}
 	return out, nil
 }
+
+// executions is the ledger's total count.
+func executions(led map[string][]execution) int {
+	n := 0
+	for _, ex := range led {
+		n += len(ex)
+	}
+	return n
+}
+
+// recordOf shows the first named record, for error messages.
+func recordOf(final map[string]job, names []string) string {
+	if len(names) == 0 || final[names[0]] == nil {
+		return "-"
+	}
+	return final[names[0]].String()
+}
+
+// waitFor polls cond every interval until it holds or timeout passes, then
+// fails the test.
+func waitFor(t *testing.T, timeout, interval time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %s", timeout, msg)
+		}
+		<-tick.C
+	}
+}

@@ -150,35 +150,3 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 	check(t, len(gaps) == 0, "the ledger saw no execution of %d succeeded jobs (no \"job attempt started\" lines?), e.g. %s", len(gaps), sample(gaps, 3))
 	check(t, len(wrongDup) == 0, "%d jobs ran twice without being orphaned (or more than twice): %s", len(wrongDup), sample(wrongDup, 5))
 }
-
-// executions is the ledger's total count.
-func executions(led map[string][]execution) int {
-	n := 0
-	for _, ex := range led {
-		n += len(ex)
-	}
-	return n
-}
-
-// recordOf shows the first named record, for error messages.
-func recordOf(final map[string]job, names []string) string {
-	if len(names) == 0 || final[names[0]] == nil {
-		return "-"
-	}
-	return final[names[0]].String()
-}
-
-// waitFor polls cond every interval until it holds or timeout passes, then
-// fails the test.
-func waitFor(t *testing.T, timeout, interval time.Duration, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %s", timeout, msg)
-		}
-		<-tick.C
-	}
-}
