@@ -5,6 +5,7 @@ package faults_test
 import (
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,7 +98,7 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 	}
 
 	dup := twice(led, acked)
-	var wrongDup, consumed, notCounted, overLimit, single []string
+	var wrongDup, consumed, notCounted, unexplained, overLimit, single []string
 	for _, n := range dup {
 		if !isOrphan[n] || len(led[n]) > 2 {
 			wrongDup = append(wrongDup, n)
@@ -121,6 +122,9 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 			if j.int("lostAttempts") != 1 {
 				notCounted = append(notCounted, n)
 			}
+			if !hasLostError(j) {
+				unexplained = append(unexplained, n)
+			}
 		}
 	}
 	var singleOrphans int
@@ -136,7 +140,7 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 		"jobs", jobs, "acknowledged", len(acked), "lost", len(lost), "executed_twice", len(dup),
 		"recovery_s", firstRestart, "last_orphan_s", lastRestart, "ledger_recovery_s", ledgerRecovery,
 		"held_at_kill", held, "orphans", len(orphans), "orphans_max_attempts_1", singleOrphans,
-		"stranded_orphans", len(stranded), "attempt_consumed", len(consumed), "lost_attempts_wrong", len(notCounted),
+		"stranded_orphans", len(stranded), "attempt_consumed", len(consumed), "lost_attempts_wrong", len(notCounted), "no_lost_error", len(unexplained),
 		"succeeded", succeeded, "ledger_executions", executions(led), "ledger_gaps", len(gaps))
 
 	require.NotEmpty(t, orphans, "the kill hit no running job: the scenario measured nothing")
@@ -146,7 +150,22 @@ func TestWorkerKilledWithJobsRunning(t *testing.T) {
 	check(t, len(stranded) == 0 && lastRestart <= recoveryBound, "last orphan ran again %s after the kill (%d never did); want all within %s", lastRestart, len(stranded), recoveryBound)
 	check(t, len(consumed) == 0, "the crash consumed an attempt of %d orphans (attempts != 1), e.g. %s", len(consumed), recordOf(final, consumed))
 	check(t, len(notCounted) == 0, "%d orphans do not show lostAttempts 1, e.g. %s", len(notCounted), recordOf(final, notCounted))
+	check(t, len(unexplained) == 0, "%d orphans carry no attempt error marked lost that names the worker, e.g. %s", len(unexplained), recordOf(final, unexplained))
 	check(t, len(overLimit) == 0, "%d jobs ran more attempts than allowed: %s", len(overLimit), sample(overLimit, 5))
 	check(t, len(gaps) == 0, "the ledger saw no execution of %d succeeded jobs (no \"job attempt started\" lines?), e.g. %s", len(gaps), sample(gaps, 3))
 	check(t, len(wrongDup) == 0, "%d jobs ran twice without being orphaned (or more than twice): %s", len(wrongDup), sample(wrongDup, 5))
+}
+
+// hasLostError reports whether the job's attempt errors include a lost
+// attempt that says which worker stopped.
+func hasLostError(j job) bool {
+	raw, _ := j["attemptErrors"].([]any)
+	for _, r := range raw {
+		m, _ := r.(map[string]any)
+		msg, _ := m["message"].(string)
+		if lost, _ := m["lost"].(bool); lost && strings.Contains(msg, "worker lost") {
+			return true
+		}
+	}
+	return false
 }
