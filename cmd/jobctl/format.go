@@ -20,23 +20,37 @@ import (
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 )
 
-// printJSON writes m as indented protobuf JSON (the REST API's encoding).
+// printJSON writes m as protobuf JSON (the REST API's encoding), indented
+// by two spaces with one space after each colon. protojson deliberately
+// varies its whitespace from build to build (so nobody compares its bytes);
+// encoding/json re-indents it, so the same message always prints the same.
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	b, err := protojson.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
 	return err
 }
 
-// jsonLine writes m as one line of protobuf JSON (NDJSON streams).
+// jsonLine writes m as one line of compact protobuf JSON (NDJSON streams),
+// without protojson's varying whitespace.
 func jsonLine(w io.Writer, m proto.Message) error {
 	b, err := protojson.Marshal(m)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
 	return err
 }
 

@@ -206,7 +206,6 @@ Without --token or JOBFORGE_TOKEN, jobctl uses ` + devKeyFile + `
 		// Errors from here are usage errors (exit code 2).
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return o.resolve(cmd) },
 	}
-	root.CompletionOptions.HiddenDefaultCmd = true
 	pf := root.PersistentFlags()
 	pf.StringVar(&o.addr, "addr", defaultAddr, "gRPC address of the jobforge API (env JOBFORGE_ADDR)")
 	pf.StringVar(&o.token, "token", "", "bearer token: an API key or a JWT (env JOBFORGE_TOKEN; default: "+devKeyFile+" if present)")

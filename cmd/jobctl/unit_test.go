@@ -290,3 +290,62 @@ func TestProgressBar(t *testing.T) {
 	long.progress("12:00:00.000", &jobforgev1.Progress{Percent: 10, Message: strings.Repeat("x", 100)})
 	require.True(t, strings.HasSuffix(out.String(), "…"), "long messages are cut")
 }
+
+// TestJSONOutputIsStable checks that -o json prints the same bytes for the
+// same message: two-space indentation, one space after each colon (protojson
+// alone varies its spacing from build to build), and NDJSON lines compact.
+func TestJSONOutputIsStable(t *testing.T) {
+	t.Parallel()
+	job := &jobforgev1.Job{Name: fakeJob, Type: "report", Queue: "default", State: jobforgev1.Job_SUCCEEDED,
+		Labels: map[string]string{"team": "data"}, Attempts: 1, MaxAttempts: 3,
+		Result: structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewNumberValue(1), structpb.NewStringValue("a b")}})}
+	var b strings.Builder
+	require.NoError(t, printJSON(&b, job))
+	require.Equal(t, `{
+  "name": "jobs/0193e0c4-5b1e-7c2a-9f4e-2d6b8a1c3e5f",
+  "type": "report",
+  "queue": "default",
+  "state": "SUCCEEDED",
+  "result": [
+    1,
+    "a b"
+  ],
+  "attempts": 1,
+  "maxAttempts": 3,
+  "labels": {
+    "team": "data"
+  }
+}
+`, b.String())
+
+	b.Reset()
+	require.NoError(t, jsonLine(&b, &jobforgev1.JobEvent{Id: "1-0", Kind: jobforgev1.JobEvent_PROGRESS,
+		Progress: &jobforgev1.Progress{Percent: 20, Message: "page 1 of 5"}}))
+	require.Equal(t, `{"id":"1-0","kind":"PROGRESS","progress":{"percent":20,"message":"page 1 of 5"}}`+"\n", b.String())
+}
+
+// TestCompletion checks that `jobctl completion` is listed and prints a
+// script for each shell without contacting the API.
+func TestCompletion(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	require.NoError(t, run(t.Context(), []string{"--help"}, func(string) string { return "" }, strings.NewReader(""), &stdout, &stderr))
+	require.Regexp(t, `(?m)^  completion\s+Generate the autocompletion script`, stdout.String())
+	for shell, marker := range map[string]string{
+		"bash":       "# bash completion V2 for jobctl",
+		"zsh":        "#compdef jobctl",
+		"fish":       "# fish completion for jobctl",
+		"powershell": "# powershell completion for jobctl",
+	} {
+		t.Run(shell, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr syncBuffer
+			// Nothing listens on port 1: completion must not need the API.
+			err := run(t.Context(), []string{"--addr", "127.0.0.1:1", "completion", shell}, func(string) string { return "" },
+				strings.NewReader(""), &stdout, &stderr)
+			require.NoError(t, err, stderr.String())
+			require.Contains(t, stdout.String(), marker)
+			require.Empty(t, stderr.String())
+		})
+	}
+}
