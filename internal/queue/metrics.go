@@ -40,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		created: counter("jobs_created_total", "Jobs created (accepted by the API and enqueued)."),
 		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "jobforge", Name: "jobs_recovered_total",
-			Help: "Tasks of lost workers recovered by the recovery loop, by queue and outcome: lost (a running attempt was lost; the job runs again), requeued (taken but not started), failed (WORKER_LOST), acked (finished but not acknowledged).",
+			Help: "Tasks of lost workers recovered by the recovery loop, by queue and outcome: lost (a running attempt was lost; the job runs again), requeued (taken but not started), abandoned (a live worker gave the attempt up), failed (WORKER_LOST), acked (finished but not acknowledged).",
 		}, []string{"queue", "outcome"}),
 		started:   counter("jobs_started_total", "Job attempts started by a worker."),
 		succeeded: counter("jobs_succeeded_total", "Jobs that finished successfully."),

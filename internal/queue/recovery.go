@@ -188,7 +188,9 @@ func (w *Worker) recoverRound(ctx context.Context) error {
 	}
 	now := w.now()
 	// A live holder's lease is at least now + 30 s - HeartbeatInterval.
-	stale := strconv.FormatInt(now.Add(asynqLeaseDuration-w.opts.LostAfter).Unix(), 10)
+	staleAt := now.Add(asynqLeaseDuration - w.opts.LostAfter).Unix()
+	stale := strconv.FormatInt(staleAt, 10)
+	givenUp := strconv.FormatInt(staleAt-2, 10)
 	pipe := w.rdb.Pipeline()
 	cmds := make([]*redis.StringSliceCmd, len(queues))
 	for i, q := range queues {
@@ -218,7 +220,7 @@ func (w *Worker) recoverRound(ctx context.Context) error {
 				jobKey(c.id), eventsKey(c.id), errorsKey(c.id), asynqTaskKey(c.queue, c.id),
 				asynqActiveKey(c.queue), asynqLeaseKey(c.queue), asynqPendingKey(c.queue), heartbeatsKey,
 			}, c.id, micros(now), stale, now.UnixMilli(), w.opts.MaxLostAttempts, retention,
-				micros(now.Add(time.Duration(retention)*time.Second)), now.UTC().Format(time.RFC3339Nano))
+				micros(now.Add(time.Duration(retention)*time.Second)), now.UTC().Format(time.RFC3339Nano), givenUp)
 		}
 	})
 	if err != nil {
@@ -233,9 +235,9 @@ func (w *Worker) recoverRound(ctx context.Context) error {
 		}
 		level := slog.LevelInfo
 		switch outcome {
-		case "fresh", "alive":
+		case "fresh":
 			continue
-		case "lost", "requeued":
+		case "lost", "requeued", "abandoned":
 			wake[c.queue] = true
 		case "failed":
 			level = slog.LevelWarn

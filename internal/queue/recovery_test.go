@@ -26,7 +26,7 @@ func deadWorkerHolds(t *testing.T, rdb redis.UniversalClient, rec *Record, start
 	t.Helper()
 	ctx := context.Background()
 	q, id := rec.Queue, rec.ID
-	staleLease := time.Now().Add(asynqLeaseDuration - 10*time.Second)
+	staleLease := time.Now().Add(asynqLeaseDuration - 10*time.Second) // stale, and past the give-up margin
 	pipe := rdb.TxPipeline()
 	pipe.LRem(ctx, asynqPendingKey(q), 0, id)
 	pipe.LPush(ctx, asynqActiveKey(q), id)
@@ -76,6 +76,7 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 	tests := []struct {
 		name       string
 		started    bool   // the dead worker had started the attempt
+		alive      bool   // the holder still heartbeats (it gave the attempt up)
 		priorLost  int    // attempts the job lost before
 		finished   State  // the dead worker recorded this outcome but never acknowledged the task
 		wantState  State  // after recovery
@@ -85,6 +86,7 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 	}{
 		{name: "running attempt is lost and runs again", started: true, wantState: StateSucceeded, wantRuns: 1, wantLost: 1},
 		{name: "taken but not started runs", wantState: StateSucceeded, wantRuns: 1},
+		{name: "attempt given up by a live worker runs again, not counted as lost", started: true, alive: true, wantState: StateSucceeded, wantRuns: 1},
 		{name: "third lost attempt fails the job", started: true, priorLost: 2, wantState: StateFailed, wantLost: 3, wantReason: ReasonWorkerLost},
 		{name: "finished but unacknowledged is not run again", started: true, finished: StateSucceeded, wantState: StateSucceeded},
 	}
@@ -98,6 +100,9 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 			rec, _, err := store.Create(ctx, NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 			require.NoError(t, err)
 			deadWorkerHolds(t, rdb, rec, tt.started)
+			if tt.alive {
+				require.NoError(t, rdb.ZAdd(ctx, heartbeatsKey, redis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: "dead-host:42:abcdef"}).Err())
+			}
 			if tt.priorLost > 0 {
 				require.NoError(t, rdb.HSet(ctx, jobKey(rec.ID), fLost, tt.priorLost).Err())
 			}
@@ -120,6 +125,11 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 			require.Equal(t, tt.wantRuns, runs.Load(), "handler runs on the live worker")
 			require.Equal(t, tt.wantLost, last.LostAttempts)
 			require.LessOrEqual(t, last.Attempts, last.MaxAttempts, "a lost attempt is not counted")
+			if tt.alive {
+				require.NotEmpty(t, last.AttemptErrors)
+				require.Contains(t, last.AttemptErrors[len(last.AttemptErrors)-1].Message, "attempt abandoned: worker dead-host:42:abcdef could not record it")
+				require.Equal(t, 1, last.Attempts)
+			}
 			if tt.wantLost > tt.priorLost {
 				require.NotEmpty(t, last.AttemptErrors)
 				lostErr := last.AttemptErrors[len(last.AttemptErrors)-1]

@@ -187,14 +187,18 @@ return 1`)
 	//     reason WORKER_LOST, so a job that kills its worker stops
 	//     crash-looping the fleet;
 	//   - a job that was taken but not started yet goes back as it is;
+	//   - a RUNNING job whose worker is alive but no longer holds the task
+	//     (it gave the attempt up: Redis was unreachable for longer than its
+	//     write retries) gets the attempt back, not counted as lost;
 	//   - a finished job (its worker died before acknowledging the task)
 	//     has its task removed.
 	//
 	// KEYS: 1 record, 2 events, 3 errors, 4 asynq task, 5 active, 6 lease,
 	// 7 pending, 8 worker heartbeats.
 	// ARGV: 1 job id, 2 now_us, 3 stale lease score (Unix s), 4 now_ms,
-	// 5 lost-attempt limit, 6 retention_s, 7 expire_us, 8 now (RFC 3339).
-	// Returns "fresh", "alive", "requeued", "lost", "failed" or "acked".
+	// 5 lost-attempt limit, 6 retention_s, 7 expire_us, 8 now (RFC 3339),
+	// 9 lease score below which a live worker's task counts as given up.
+	// Returns "fresh", "requeued", "lost", "abandoned", "failed" or "acked".
 	recoverScript = redis.NewScript(`
 local ls = redis.call('ZSCORE', KEYS[6], ARGV[1])
 if not ls or tonumber(ls) > tonumber(ARGV[3]) then return 'fresh' end
@@ -218,9 +222,26 @@ if st ~= 'RUNNING' then
   return 'requeued'
 end
 local w = redis.call('HGET', KEYS[1], 'worker') or ''
-local hb = redis.call('ZSCORE', KEYS[8], w)
-if hb and tonumber(hb) > tonumber(ARGV[4]) then return 'alive' end
 local a = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
+local hb = redis.call('ZSCORE', KEYS[8], w)
+if hb and tonumber(hb) > tonumber(ARGV[4]) then
+  -- The worker is alive, so it would have extended the lease of a task it
+  -- still held (heartbeat and leases are written together): once the lease
+  -- is staler still (ARGV[9]: two more seconds, beyond the one-second
+  -- precision of lease scores), it gave the attempt up without an outcome
+  -- (Redis was unreachable for longer than its write retries). Give the
+  -- attempt back; not a lost worker.
+  if tonumber(ls) > tonumber(ARGV[9]) then return 'fresh' end
+  local e = cjson.encode({message = 'attempt abandoned: worker ' .. w .. ' could not record it (Redis unreachable); the job was put back in its queue',
+    attempt = a, time = ARGV[8], lost = true})
+  redis.call('RPUSH', KEYS[3], e)
+  redis.call('LTRIM', KEYS[3], -10, -1)
+  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
+  redis.call('HSET', KEYS[1], 'state', 'PENDING', 'update_us', ARGV[2])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'PENDING', 'a', a - 1, 't', ARGV[2], 'e', e)
+  requeue()
+  return 'abandoned'
+end
 local lost = redis.call('HINCRBY', KEYS[1], 'lost', 1)
 local lostBase = tonumber(redis.call('HGET', KEYS[1], 'lost_base') or '0')
 local failed = lost - lostBase >= tonumber(ARGV[5])

@@ -439,10 +439,12 @@ type started struct {
 
 // start marks the job RUNNING on this worker and takes it out of its
 // tenant's waiting set, in one round trip, retrying through Redis blips for
-// a few seconds (the task stays leased meanwhile).
+// up to a minute (the task stays held, so its lease is extended whenever
+// Redis answers): the script may have run with its reply lost, and then
+// only this worker can finish what it started.
 func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) (started, error) {
 	var res *redis.Cmd
-	err := w.retryWrite(ctx, 5*time.Second, func(ctx context.Context) error {
+	err := w.retryWrite(ctx, time.Minute, func(ctx context.Context) error {
 		return pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
 			res = startScript.EvalSha(ctx, pipe, keys, micros(w.now()), w.id)
 			if tenant != "" {
