@@ -29,12 +29,8 @@ import (
 // Connection set-up (HELLO, PING) is not counted: it is per connection,
 // not per job.
 const (
-	budgetCreate = 12.0 // Store.Create of one job: record, index, quota, asynq task, wake-up
-	// per job of a Store.CreateMany of 100. Each job is one createScript
-	// call, all in one round trip; inside it, a job costs one command more
-	// than the separate enqueue it replaced (asynq's queue registration
-	// is no longer cached per client, so the write stays in one step).
-	budgetCreateBatch = 11.0
+	budgetCreate      = 11.0 // Store.Create of one job: one createScript (record, index, quota, asynq task), wake-up
+	budgetCreateBatch = 10.0 // per job of a Store.CreateMany of 100: one createScript call per job, one round trip
 	budgetRun         = 30.0 // one no-op attempt: dequeue, start, finish, asynq's completion
 	// slack absorbs the odd idle poll that lands inside a measurement.
 	slack = 0.5
