@@ -18,6 +18,8 @@ GRPC_GATEWAY_VERSION        := v2.33.0
 PROTOVALIDATE_VERSION       := v1.2.2
 # buf lint / buf breaking (scripts/buf.sh, buf.yaml).
 BUF_VERSION                 := v1.75.0
+# grpcurl for the documented examples (test/docs runs them).
+GRPCURL_VERSION             := v1.9.3
 
 # System packages the tests and code generation need (Debian names).
 APT_PACKAGES := redis-server protobuf-compiler chromium
@@ -67,6 +69,11 @@ tools-buf: ## Install the pinned buf into bin/.
 	@test -x $(BIN)/buf && $(BIN)/buf --version | grep -qx $(BUF_VERSION:v%=%) || \
 	  GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 
+.PHONY: tools-grpcurl
+tools-grpcurl: ## Install the pinned grpcurl into bin/grpcurl-<version>/ (test/docs runs the documented grpcurl examples with it).
+	@test -x $(BIN)/grpcurl-$(GRPCURL_VERSION)/grpcurl || \
+	  GOBIN=$(BIN)/grpcurl-$(GRPCURL_VERSION) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
 .PHONY: lint-proto
 lint-proto: deps tools-buf tools/node_modules/.package-lock.json ## buf lint api/proto (STANDARD; exceptions justified in buf.yaml).
 	PROTOVALIDATE_VERSION=$(PROTOVALIDATE_VERSION) ./scripts/buf.sh lint
@@ -89,7 +96,7 @@ check-generated: deps tools ## Fail if committed generated code differs from a f
 	else echo "generated code is up to date"; fi
 
 .PHONY: test
-test: deps check-generated lint-openapi lint-proto breaking ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race.
+test: deps tools-grpcurl check-generated lint-openapi lint-proto breaking ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race.
 	$(GO) vet ./...
 	$(GO) test $(GOTESTFLAGS) ./...
 

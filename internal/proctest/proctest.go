@@ -120,6 +120,9 @@ type Options struct {
 	// has it): fault tests run workers at debug level through thousands of
 	// jobs and Redis outages, and keep the logs of failed runs elsewhere.
 	Quiet bool
+	// Dir is the working directory (default: the test's). Dev mode keeps
+	// its key in .jobforge/ there, as `make run` does in the checkout.
+	Dir string
 }
 
 // StartWith is Start with options.
@@ -127,6 +130,7 @@ func StartWith(t testing.TB, opts Options, bin string, env []string, ready strin
 	t.Helper()
 	p := &Process{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Dir = opts.Dir
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(t, err)
 	stdout, err := p.cmd.StdoutPipe()
