@@ -226,3 +226,29 @@ func TestProgressIsVisibleWhileRunning(t *testing.T) {
 	got := b.waitState(t, rec.ID, queue.StateSucceeded, 20*time.Second)
 	require.JSONEq(t, `{"title":"","pages":20,"checksum":2870}`, string(got.Result))
 }
+
+// Resuming the watch of a finished job after its last event ends at once
+// with no event, rather than waiting for events that will never come; the
+// whole stream of a finished job replays from the start.
+func TestWatchResumeOfFinishedJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(t, time.Hour)
+	ctx := context.Background()
+	rec, _, err := b.store.Create(ctx, queue.NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+	require.NoError(t, err)
+	b.waitState(t, rec.ID, queue.StateSucceeded, 20*time.Second)
+
+	var all []queue.Event
+	require.NoError(t, b.store.Watch(ctx, "t", rec.ID, "0-0", func(e queue.Event) error { all = append(all, e); return nil }))
+	require.NotEmpty(t, all)
+	last := all[len(all)-1]
+	require.Equal(t, queue.StateSucceeded, last.State, "replay ends with the terminal event")
+
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var after []queue.Event
+	require.NoError(t, b.store.Watch(wctx, "t", rec.ID, last.ID, func(e queue.Event) error { after = append(after, e); return nil }),
+		"the watch ends instead of waiting out the deadline")
+	require.Empty(t, after)
+}

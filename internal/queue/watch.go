@@ -126,13 +126,28 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 		}
 		streams, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, after}, Count: 100, Block: watchBlock}).Result()
 		if errors.Is(err, redis.Nil) {
-			// Nothing new: stop if the job expired meanwhile.
-			n, err := s.rdb.Exists(ctx, jobKey(id)).Result()
+			// Nothing new: stop if the job expired meanwhile, or finished
+			// with its terminal event at or before the resume point (a
+			// resume after the last event of a finished job).
+			st, err := s.rdb.HGet(ctx, jobKey(id), fState).Result()
+			if errors.Is(err, redis.Nil) {
+				return ErrNotFound
+			}
 			if err != nil {
 				return fmt.Errorf("watch job: %w", err)
 			}
-			if n == 0 {
-				return ErrNotFound
+			if State(st).Terminal() {
+				// The terminal event may have been added since the read.
+				rest, err := s.rdb.XRange(ctx, key, "("+after, "+").Result()
+				if err != nil {
+					return fmt.Errorf("watch job: %w", err)
+				}
+				for _, m := range rest {
+					if err := fn(decodeEvent(m)); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			continue
 		}
