@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
@@ -16,7 +16,7 @@ import (
 
 // newGateway is the REST gateway: the services' HTTP routes, calling them
 // through the in-process channel.
-func newGateway(inproc *inprocgrpc.Channel, opts Options, obs *observability) (*runtime.ServeMux, error) {
+func newGateway(inproc grpc.ClientConnInterface, opts Options, obs *observability) (*runtime.ServeMux, error) {
 	probe := runtime.NewServeMux(
 		runtime.WithMiddlewares(markRouted),
 		runtime.WithRoutingErrorHandler(func(context.Context, *runtime.ServeMux, runtime.Marshaler, http.ResponseWriter, *http.Request, int) {}),
@@ -41,7 +41,7 @@ func newGateway(inproc *inprocgrpc.Channel, opts Options, obs *observability) (*
 	return gw, nil
 }
 
-func registerRoutes(mux *runtime.ServeMux, inproc *inprocgrpc.Channel, opts Options) error {
+func registerRoutes(mux *runtime.ServeMux, inproc grpc.ClientConnInterface, opts Options) error {
 	ctx := context.Background()
 	if err := jobforgev1.RegisterJobServiceHandlerClient(ctx, mux, jobforgev1.NewJobServiceClient(inproc)); err != nil {
 		return fmt.Errorf("register gateway: %w", err)

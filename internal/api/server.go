@@ -129,14 +129,17 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		}
 	}
 
-	gw, err := newGateway(inproc, opts, obs)
+	// REST calls go through conn, not the bare channel: a refusal must
+	// reach the client as itself, not as a 500 (see inprocConn).
+	conn := inprocConn{inproc}
+	gw, err := newGateway(conn, opts, obs)
 	if err != nil {
 		return nil, err
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", obs.instrumentHTTP("api", obs.traceREST(
-		withBearerChallenge(guardBody(withEventStream(gw, jobforgev1.NewJobServiceClient(inproc), obs.gatewayMetadata, opts.Logger), opts.MaxBodyBytes)))))
+		withBearerChallenge(guardBody(withEventStream(gw, jobforgev1.NewJobServiceClient(conn), obs.gatewayMetadata, opts.Logger), opts.MaxBodyBytes)))))
 	s.mountOperability(mux, obs)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

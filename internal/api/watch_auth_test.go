@@ -3,9 +3,11 @@ package api_test
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +169,54 @@ func TestWatchWithAuth(t *testing.T) {
 			})
 		}
 	}
+
+	// Refusals at once, as on a busy server: a refusal that ends the call
+	// before the gateway hands the request over is still the refusal, never
+	// a 500 (TestInprocRefusalBeforeRequest makes that case certain). The
+	// contract check validates each body against the OpenAPI document.
+	t.Run("refusals in parallel", func(t *testing.T) {
+		t.Parallel()
+		type result struct {
+			want        int
+			code        int
+			contentType string
+			challenge   string
+			body        string
+			err         error
+		}
+		results := make([]result, 64)
+		var wg sync.WaitGroup
+		for i := range results {
+			f, tt := []watchFormat{ndjson, sse}[i%2], refused[i/2%len(refused)]
+			req, err := http.NewRequest(http.MethodGet, s.baseURL+"/v1/"+job.body["name"].(string)+":watch", nil)
+			require.NoError(t, err)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			if f == sse {
+				req.Header.Set("Accept", "text/event-stream")
+			}
+			wg.Go(func() {
+				r := &results[i]
+				r.want = tt.wantCode
+				resp, err := http.DefaultClient.Do(req)
+				if r.err = err; err != nil {
+					return
+				}
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				r.code, r.body, r.err = resp.StatusCode, string(b), err
+				r.contentType, r.challenge = resp.Header.Get("Content-Type"), resp.Header.Get("WWW-Authenticate")
+			})
+		}
+		wg.Wait()
+		for i, r := range results {
+			require.NoError(t, r.err, "request %d", i)
+			require.Equal(t, r.want, r.code, "request %d: %s", i, r.body)
+			require.Equal(t, "application/json", r.contentType, "request %d", i)
+			if r.want == http.StatusUnauthorized {
+				require.Equal(t, `Bearer realm="jobforge"`, r.challenge, "request %d", i)
+			}
+		}
+	})
 }
