@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -262,4 +263,37 @@ func TestHealthAndOpenAPI(t *testing.T) {
 	code, doc, _ := b.do(t, "GET", "/openapi.json", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, doc["paths"], "/v1/jobs")
+}
+
+// TestShutdownClosesUnusedConnections: a connection that never sent a
+// request does not hold up shutdown. (net/http would wait until it is 5 s
+// old, past the ShutdownTimeout here: Run would fail.)
+func TestShutdownClosesUnusedConnections(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, redistest.NewDB(t))
+	srv, err := api.NewServer(api.Options{
+		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		Ready: s.store.Ping, Logger: s.log,
+	}, s.svc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+
+	unused, err := net.Dial("tcp", srv.HTTPAddr())
+	require.NoError(t, err)
+	defer unused.Close()
+	// The server accepts connections in order: once a request on a later
+	// connection is answered, it has accepted the unused one.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + srv.HTTPAddr() + "/healthz")
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	require.NoError(t, <-done)
+	_, err = unused.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "the server closed the unused connection")
 }

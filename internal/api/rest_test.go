@@ -219,7 +219,6 @@ func TestIndex(t *testing.T) {
 		_, _ = io.WriteString(w, "queue UI")
 	})})
 	base := "http://" + srv.HTTPAddr()
-	t.Cleanup(http.DefaultClient.CloseIdleConnections) // see setupSecure
 	get := func(t *testing.T, path, accept string) (*http.Response, []byte) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, base+path, nil)

@@ -101,9 +101,6 @@ func setupSecure(t *testing.T, limits api.Limits, maxWaiting int) *secure {
 		MaxBodyBytes: 1 << 20, QueueService: api.NewQueueService(st.store, testQueues, st.log),
 	})
 	s.stack = st
-	// Before the server stops: a connection the client dialed but never
-	// used counts as active for 5s and would stall the server's shutdown.
-	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	s.conn = dial(t, srv.GRPCAddr())
 	s.client = jobforgev1.NewJobServiceClient(s.conn)
 	s.baseURL = "http://" + srv.HTTPAddr()

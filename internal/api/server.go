@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,7 @@ type Server struct {
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	stopping atomic.Bool
+	unused   unusedConns
 }
 
 // NewServer binds the listeners and wires the service. The REST gateway
@@ -157,6 +159,7 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		ConnState:         s.unused.track,
 	}
 
 	if s.grpcLis, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
@@ -221,7 +224,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run serves until ctx is done, then shuts down in order: readiness off,
-// drain delay, stop accepting and finish in-flight requests, return.
+// drain delay, close connections that sent no request (unusedConns), stop
+// accepting and finish in-flight requests, return.
 func (s *Server) Run(ctx context.Context) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(jobforgev1.JobService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -250,6 +254,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 		defer cancel()
+		s.unused.closeAll()
 		httpErr := s.http.Shutdown(sctx)
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
@@ -262,6 +267,57 @@ func (s *Server) Run(ctx context.Context) error {
 		return httpErr
 	})
 	return g.Wait()
+}
+
+// unusedConns are the HTTP connections that have not sent a request yet
+// (http.StateNew), which the server closes when it shuts down; connections
+// that reach StateNew after that are closed at once.
+//
+// Why: http.Server.Shutdown counts such a connection as active until it is
+// over 5 s old (golang/go#22682), so a single connection that a client
+// opened and never used made every shutdown wait 5-6 s, and fail with
+// ShutdownTimeout at or below that, gRPC then being stopped hard. Clients
+// leave such connections routinely: Go's http.Transport dials one per
+// request waiting for a connection and keeps the ones that finish dialling
+// after another connection took the request; browsers preconnect; load
+// balancers probe. By the time the server shuts down, readiness has been
+// off for DrainDelay and new connections are refused; a request being
+// written at that instant on a connection closed here fails with a
+// connection error, as it would on an idle keep-alive connection, which
+// Shutdown closes the same way.
+type unusedConns struct {
+	mu      sync.Mutex
+	closing bool
+	conns   map[net.Conn]struct{}
+}
+
+// track is the http.Server's ConnState hook.
+func (u *unusedConns) track(c net.Conn, st http.ConnState) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case st != http.StateNew:
+		delete(u.conns, c)
+	case u.closing:
+		_ = c.Close()
+	default:
+		if u.conns == nil {
+			u.conns = map[net.Conn]struct{}{}
+		}
+		u.conns[c] = struct{}{}
+	}
+}
+
+// closeAll closes the connections without a request, and from now on each
+// new one as it arrives.
+func (u *unusedConns) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closing = true
+	for c := range u.conns {
+		_ = c.Close()
+	}
+	clear(u.conns)
 }
 
 // httpErrorHandler is the gateway's error rendering plus the HTTP headers
