@@ -55,10 +55,24 @@ func (m *restMarshaler) Marshal(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	b = compactJSON(b)
 	if msg, ok := v.(proto.Message); ok {
 		b = withEmptyLists(msg, b)
 	}
 	return b, nil
+}
+
+// compactJSON removes the insignificant whitespace protojson adds: its
+// output is deliberately unstable (a space after some commas and colons,
+// depending on the binary), and clients, tests and documented examples
+// deserve the same bytes for the same message.
+func compactJSON(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b))
+	if err := json.Compact(&out, b); err != nil {
+		return b
+	}
+	return out.Bytes()
 }
 
 // withEmptyLists adds `"field":[]` to b, the JSON of msg, for each empty

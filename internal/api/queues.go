@@ -1,9 +1,11 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -116,6 +118,13 @@ func (s *QueueService) ListWorkers(ctx context.Context, _ *jobforgev1.ListWorker
 			Id:          w.ID,
 		})
 	}
+	// One order for the same workers: by host, process, then the pool's
+	// queues (asynq lists servers in no particular order).
+	slices.SortFunc(resp.Workers, func(a, b *jobforgev1.Worker) int {
+		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Pid, b.Pid),
+			cmp.Compare(strings.Join(slices.Sorted(maps.Keys(a.Queues)), ","), strings.Join(slices.Sorted(maps.Keys(b.Queues)), ",")),
+			cmp.Compare(a.Id, b.Id))
+	})
 	return resp, nil
 }
 

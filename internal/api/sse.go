@@ -65,6 +65,7 @@ func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, annota
 				}
 				st := status.Convert(err)
 				b, _ := protojson.Marshal(st.Proto())
+				b = compactJSON(b)
 				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
 				return
 			}
@@ -76,6 +77,7 @@ func withEventStream(gw http.Handler, client jobforgev1.JobServiceClient, annota
 				first = false
 			}
 			b, err := marshal.Marshal(ev)
+			b = compactJSON(b)
 			if err != nil {
 				log.ErrorContext(ctx, "encode job event", "error", err)
 				return
@@ -113,6 +115,7 @@ func writeStatus(w http.ResponseWriter, err error) {
 
 func writeStatusCode(w http.ResponseWriter, httpCode int, err error) {
 	b, _ := protojson.Marshal(status.Convert(err).Proto())
+	b = compactJSON(b)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpCode)
 	_, _ = w.Write(b)
