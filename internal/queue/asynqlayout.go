@@ -29,20 +29,16 @@ import (
 // asynqAllQueues is the set of every queue name asynq knows.
 const asynqAllQueues = "asynq:queues"
 
-func asynqQueuePrefix(q string) string        { return "asynq:{" + q + "}:" }
-func asynqTaskKey(q, id string) string        { return asynqQueuePrefix(q) + "t:" + id }
-func asynqTaskKeyPrefix(q string) string      { return asynqQueuePrefix(q) + "t:" }
-func asynqPendingKey(q string) string         { return asynqQueuePrefix(q) + "pending" }
-func asynqActiveKey(q string) string          { return asynqQueuePrefix(q) + "active" }
-func asynqLeaseKey(q string) string           { return asynqQueuePrefix(q) + "lease" }
-func asynqScheduledKey(q string) string       { return asynqQueuePrefix(q) + "scheduled" }
-func asynqRetryKey(q string) string           { return asynqQueuePrefix(q) + "retry" }
-func asynqArchivedKey(q string) string        { return asynqQueuePrefix(q) + "archived" }
-func asynqPausedKey(q string) string          { return asynqQueuePrefix(q) + "paused" }
-func asynqTaskStateField(state string) []any  { return []any{"state", state} }
-func asynqLeaseScore(t time.Time) float64     { return float64(t.Unix()) }
-func asynqPendingSince(t time.Time) string    { return strconv.FormatInt(t.UnixNano(), 10) }
-func asynqProcessAtScore(t time.Time) float64 { return float64(t.Unix()) }
+func asynqQueuePrefix(q string) string     { return "asynq:{" + q + "}:" }
+func asynqTaskKey(q, id string) string     { return asynqQueuePrefix(q) + "t:" + id }
+func asynqPendingKey(q string) string      { return asynqQueuePrefix(q) + "pending" }
+func asynqActiveKey(q string) string       { return asynqQueuePrefix(q) + "active" }
+func asynqLeaseKey(q string) string        { return asynqQueuePrefix(q) + "lease" }
+func asynqScheduledKey(q string) string    { return asynqQueuePrefix(q) + "scheduled" }
+func asynqRetryKey(q string) string        { return asynqQueuePrefix(q) + "retry" }
+func asynqArchivedKey(q string) string     { return asynqQueuePrefix(q) + "archived" }
+func asynqLeaseScore(t time.Time) float64  { return float64(t.Unix()) }
+func asynqPendingSince(t time.Time) string { return strconv.FormatInt(t.UnixNano(), 10) }
 
 // asynqLeaseDuration is how far asynq's workers extend the lease of a task
 // they run (rdb.LeaseDuration). jobforge's workers extend it the same way,

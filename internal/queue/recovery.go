@@ -82,15 +82,16 @@ type heartbeatState struct {
 	rounds       atomic.Int64 // recovery rounds this process ran as leader
 }
 
-func (w *Worker) heartbeats(ctx context.Context) {
-	t := time.NewTicker(w.opts.HeartbeatInterval)
+// every calls fn every d until ctx is done.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.heartbeat(ctx)
+			fn(ctx)
 		}
 	}
 }
@@ -139,29 +140,25 @@ func (w *Worker) unregister() {
 // recoverLoop runs recovery rounds while this process holds the recovery
 // lease.
 func (w *Worker) recoverLoop(ctx context.Context) {
-	t := time.NewTicker(w.opts.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			w.resignRecovery()
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
-		healthy := !w.beats.healthySince.IsZero() && w.now().Sub(w.beats.healthySince) >= w.opts.LostAfter
-		w.mu.Unlock()
-		if !healthy {
-			continue // let every live worker heartbeat again first
-		}
-		leader, err := w.leadRecovery(ctx)
-		if err != nil || !leader {
-			continue
-		}
-		w.beats.rounds.Add(1)
-		if err := w.recoverRound(ctx); err != nil && ctx.Err() == nil {
-			w.log.WarnContext(ctx, "recovery round failed", "error", err)
-		}
+	defer w.resignRecovery()
+	every(ctx, w.opts.HeartbeatInterval, w.recoverTick)
+}
+
+// recoverTick runs one recovery round if this process leads recovery and
+// its own connection has been healthy long enough.
+func (w *Worker) recoverTick(ctx context.Context) {
+	w.mu.Lock()
+	healthy := !w.beats.healthySince.IsZero() && w.now().Sub(w.beats.healthySince) >= w.opts.LostAfter
+	w.mu.Unlock()
+	if !healthy {
+		return // let every live worker heartbeat again first
+	}
+	if leader, err := w.leadRecovery(ctx); err != nil || !leader {
+		return
+	}
+	w.beats.rounds.Add(1)
+	if err := w.recoverRound(ctx); err != nil && ctx.Err() == nil {
+		w.log.WarnContext(ctx, "recovery round failed", "error", err)
 	}
 }
 

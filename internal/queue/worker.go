@@ -191,7 +191,7 @@ func (w *Worker) Start() error {
 	w.done.Add(4)
 	go func() { defer w.done.Done(); w.listenCancellations(ctx) }()
 	go func() { defer w.done.Done(); w.pollCancellations(ctx) }()
-	go func() { defer w.done.Done(); w.heartbeats(ctx) }()
+	go func() { defer w.done.Done(); every(ctx, w.opts.HeartbeatInterval, w.heartbeat) }()
 	go func() { defer w.done.Done(); w.recoverLoop(ctx) }()
 	return nil
 }
@@ -244,33 +244,28 @@ func (w *Worker) listenCancellations(ctx context.Context) {
 // cancellation published while this worker was disconnected still stops
 // the handler.
 func (w *Worker) pollCancellations(ctx context.Context) {
-	t := time.NewTicker(w.opts.CancelCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
-		ids := make([]string, 0, len(w.running))
-		for id := range w.running {
-			ids = append(ids, id)
-		}
-		w.mu.Unlock()
-		if len(ids) == 0 {
-			continue
-		}
-		pipe := w.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, len(ids))
-		for i, id := range ids {
-			cmds[i] = pipe.HGet(ctx, jobKey(id), fState)
-		}
-		_, _ = pipe.Exec(ctx)
-		for i, c := range cmds {
-			if c.Val() == string(StateCancelled) {
-				w.cancelRunning(ids[i])
-			}
+	every(ctx, w.opts.CancelCheckInterval, w.checkCancellations)
+}
+
+func (w *Worker) checkCancellations(ctx context.Context) {
+	w.mu.Lock()
+	ids := make([]string, 0, len(w.running))
+	for id := range w.running {
+		ids = append(ids, id)
+	}
+	w.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, jobKey(id), fState)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, c := range cmds {
+		if c.Val() == string(StateCancelled) {
+			w.cancelRunning(ids[i])
 		}
 	}
 }
