@@ -69,7 +69,7 @@ func Build(t testing.TB, race bool, pkgs ...string) map[string]string {
 				args = append(args, "-race")
 			}
 			cmd := exec.Command("go", append(args, pkg)...)
-			cmd.Dir = moduleRoot(t)
+			cmd.Dir = ModuleRoot(t)
 			if b, cerr := cmd.CombinedOutput(); cerr != nil {
 				err = fmt.Errorf("go build %s: %v\n%s", pkg, cerr, b)
 			}
@@ -81,7 +81,9 @@ func Build(t testing.TB, race bool, pkgs ...string) map[string]string {
 	return out
 }
 
-func moduleRoot(t testing.TB) string {
+// ModuleRoot returns the module root above the test's working directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
 	dir, err := os.Getwd()
 	require.NoError(t, err)
 	for {

@@ -107,7 +107,7 @@ var (
 
 func readDoc(t *testing.T, doc string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(moduleRoot(t), doc))
+	b, err := os.ReadFile(filepath.Join(proctest.ModuleRoot(t), doc))
 	require.NoError(t, err)
 	return strings.Split(string(b), "\n")
 }
@@ -404,7 +404,7 @@ func TestGoSnippets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and tests the module; skipped in -short mode")
 	}
-	root := moduleRoot(t)
+	root := proctest.ModuleRoot(t)
 	lines := readDoc(t, "README.md")
 	pathRE := regexp.MustCompile("`([\\w/.-]+\\.go)`")
 	testRE := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
@@ -470,7 +470,7 @@ func dedupe(s []string) []string {
 // (GRPCURL_VERSION), installing it into bin/ as `make tools-grpcurl` does.
 func grpcurlBinary(t *testing.T) string {
 	t.Helper()
-	root := moduleRoot(t)
+	root := proctest.ModuleRoot(t)
 	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	require.NoError(t, err)
 	m := regexp.MustCompile(`(?m)^GRPCURL_VERSION\s*:=\s*(\S+)`).FindSubmatch(mk)
@@ -485,18 +485,4 @@ func grpcurlBinary(t *testing.T) string {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "install grpcurl: %s", out)
 	return bin
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, parent, dir, "go.mod not found")
-		dir = parent
-	}
 }
