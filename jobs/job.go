@@ -1,10 +1,12 @@
-// Package jobs is the catalogue of job types that jobforge runs.
+// Package jobs is the kit for writing job types.
 //
-// A job type is one file in this package: a stable name, a typed payload
-// with validation, defaults (queue, timeout, attempts), an example payload
-// and a handler. Define builds the type from a Spec; register adds it to the
-// built-in catalogue returned by Builtin. See the README, "Adding a job
-// type".
+// A job type is a stable name, a typed payload with validation, defaults
+// (queue, timeout, attempts), an example payload and a handler. Define
+// builds a Type from a Spec; a worker (package worker) registers the types
+// it runs and publishes their catalogue entries (name, description,
+// defaults, payload JSON Schema, example) so the API validates submissions
+// without any job code. Package jobstest runs a handler in a unit test;
+// package builtin holds the types jobforge ships with.
 package jobs
 
 import (
@@ -57,9 +59,11 @@ type crasher interface {
 	Crash() error
 }
 
-// crash ends the worker process at once, as an out-of-memory kill would,
-// when the runtime allows it; otherwise it returns why not.
-func (j *Job) crash() error {
+// Crash ends the worker process at once, as an out-of-memory kill would,
+// when the worker allows it (worker option AllowCrashJobs, for fault drills
+// that check how a fleet handles a job that kills its worker); otherwise it
+// returns why not and the process goes on. A production worker refuses.
+func (j *Job) Crash() error {
 	c, ok := j.reporter.(crasher)
 	if !ok {
 		return errors.New("this worker runtime cannot simulate a crash")

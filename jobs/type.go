@@ -321,16 +321,3 @@ func (r *Registry) Lookup(name string) (*Type, bool) {
 
 // Types returns all types sorted by name.
 func (r *Registry) Types() []*Type { return append([]*Type(nil), r.sorted...) }
-
-// builtin collects the types defined in this package's files. It is written
-// only during package initialisation (each type's file calls register), so a
-// new job type is one new file; after init it is read-only.
-var builtin []*Type
-
-func register(t *Type) *Type {
-	builtin = append(builtin, t)
-	return t
-}
-
-// Builtin returns the job types shipped with jobforge.
-func Builtin() []*Type { return append([]*Type(nil), builtin...) }

@@ -12,6 +12,7 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 	"github.com/jobforge/jobforge/jobs/jobstest"
 )
 
@@ -27,11 +28,11 @@ func processCPU() time.Duration {
 func primesLimitFor(d time.Duration) int64 {
 	const probe = 10_000_000
 	ctx := context.Background()
-	_, _, _ = jobs.CountPrimes(ctx, probe, nil) // warm caches
+	_, _, _ = builtin.CountPrimes(ctx, probe, nil) // warm caches
 	c0 := processCPU()
 	const reps = 5
 	for range reps {
-		_, _, _ = jobs.CountPrimes(ctx, probe, nil)
+		_, _, _ = builtin.CountPrimes(ctx, probe, nil)
 	}
 	per := (processCPU() - c0) / reps
 	return max(int64(float64(probe)*float64(d)/float64(per)), 1000)
@@ -45,7 +46,7 @@ func handlerCPU(limit int64) (cpu, wall time.Duration) {
 	var iters int
 	c0 := processCPU()
 	res := testing.Benchmark(func(b *testing.B) {
-		jobstest.Benchmark(b, jobs.Primes, payload)
+		jobstest.Benchmark(b, builtin.Primes, payload)
 		iters += b.N // b.N is the loop count once b.Loop is done
 	})
 	return (processCPU() - c0) / time.Duration(iters), time.Duration(res.NsPerOp())

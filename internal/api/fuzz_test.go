@@ -15,6 +15,7 @@ import (
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // FuzzDecodeCreateRequest runs untrusted REST bodies through everything
@@ -38,7 +39,7 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	reg, err := jobs.NewRegistry(builtin.Types()...)
 	if err != nil {
 		f.Fatal(err)
 	}

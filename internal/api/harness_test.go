@@ -14,6 +14,7 @@ import (
 	"github.com/jobforge/jobforge/internal/api"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 var testQueues = []string{"critical", "default", "cpu"}
@@ -37,7 +38,7 @@ func newStack(t *testing.T, redisURL string, storeOpts ...queue.StoreOptions) *s
 	s.rdb, err = queue.Connect(context.Background(), redisURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.rdb.Close() })
-	s.reg, err = jobs.NewRegistry(jobs.Builtin()...)
+	s.reg, err = jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 	s.store = queue.NewStore(s.rdb, s.log, storeOpts...)
 	s.svc = api.NewService(s.store, s.reg, testQueues, []byte("test-key"), s.log)

@@ -33,6 +33,7 @@ import (
 	"github.com/jobforge/jobforge/internal/redistest"
 	"github.com/jobforge/jobforge/internal/telemetry"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // opStack is an API server and a worker wired as the processes wire them:
@@ -68,7 +69,7 @@ func startOpStack(t *testing.T, redisURL string, opts opStackOptions) *opStack {
 
 	rdb, err := queue.Connect(ctx, redisURL)
 	require.NoError(t, err)
-	types, err := jobs.NewRegistry(jobs.Builtin()...)
+	types, err := jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 	store := queue.NewStore(rdb, log, queue.StoreOptions{Metrics: metrics})
 	svc := api.NewService(store, types, []string{"critical", "default", "cpu"}, []byte("test-key"), log)

@@ -20,12 +20,13 @@ import (
 	"github.com/jobforge/jobforge/internal/config"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // registry returns the built-in job types, checking that each type's
 // default queue is one that workers are configured to read.
 func registry(cfg config.Config) (*jobs.Registry, error) {
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	reg, err := jobs.NewRegistry(builtin.Types()...)
 	if err != nil {
 		return nil, err
 	}

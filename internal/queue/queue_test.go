@@ -13,6 +13,7 @@ import (
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -45,7 +46,7 @@ func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p
 // startWorker runs a worker with fast polling and retries on b's database.
 func (b *bundle) startWorker(t *testing.T, retention time.Duration) {
 	t.Helper()
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	reg, err := jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 	w := queue.NewWorker(b.rdb, reg, queue.WorkerOptions{
 		Pools: []queue.Pool{

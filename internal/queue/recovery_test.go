@@ -14,6 +14,7 @@ import (
 
 	"github.com/jobforge/jobforge/internal/redistest"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // deadWorkerHolds puts a job in the state a worker leaves behind when it is
@@ -46,11 +47,11 @@ func deadWorkerHolds(t *testing.T, rdb redis.UniversalClient, rec *Record, start
 func recoveryWorker(t *testing.T, rdb redis.UniversalClient, maxLost int) *atomic.Int64 {
 	t.Helper()
 	var runs atomic.Int64
-	sim := jobs.Define(jobs.Spec[jobs.SimulatePayload, jobs.SimulateResult]{
+	sim := jobs.Define(jobs.Spec[builtin.SimulatePayload, builtin.SimulateResult]{
 		Name: "simulate", Queue: "default", Timeout: time.Minute, MaxAttempts: 1,
-		Handle: func(_ context.Context, job *jobs.Job, _ jobs.SimulatePayload) (jobs.SimulateResult, error) {
+		Handle: func(_ context.Context, job *jobs.Job, _ builtin.SimulatePayload) (builtin.SimulateResult, error) {
 			runs.Add(1)
-			return jobs.SimulateResult{Attempt: job.Attempt}, nil
+			return builtin.SimulateResult{Attempt: job.Attempt}, nil
 		},
 	})
 	reg, err := jobs.NewRegistry(sim)
@@ -262,7 +263,7 @@ func TestWorkerHeartbeat(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb := connectDB(t)
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	reg, err := jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 	w := NewWorker(rdb, reg, WorkerOptions{
 		Pools:        []Pool{{Name: "io", Queues: map[string]int{"default": 1}, Concurrency: 1}},

@@ -11,6 +11,7 @@ import (
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // An idle worker holds its queue checks for up to its poll interval, yet
@@ -24,7 +25,7 @@ func TestIdleWorkerWakesUpForNewJobs(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })
 	store := queue.NewStore(rdb, testLogger(t))
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	reg, err := jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 
 	const poll = time.Minute // far longer than any wait below

@@ -1,6 +1,8 @@
-package jobs
+package builtin
 
 import (
+	"github.com/jobforge/jobforge/jobs"
+
 	"context"
 	"fmt"
 	"math"
@@ -15,7 +17,7 @@ type PrimesPayload struct {
 // Validate implements the payload rules.
 func (p *PrimesPayload) Validate() error {
 	if p.Limit < 2 || p.Limit > 2_000_000_000 {
-		return Invalid("limit", "must be between 2 and 2000000000, got %d", p.Limit)
+		return jobs.Invalid("limit", "must be between 2 and 2000000000, got %d", p.Limit)
 	}
 	return nil
 }
@@ -30,14 +32,14 @@ type PrimesResult struct {
 // Primes is the CPU-bound built-in type: a segmented sieve of Eratosthenes
 // that keeps one core busy for a time proportional to the limit (about 1 s
 // per 10^9 on a modern core) in constant memory.
-var Primes = register(Define(Spec[PrimesPayload, PrimesResult]{
+var Primes = jobs.Define(jobs.Spec[PrimesPayload, PrimesResult]{
 	Name:        "primes",
 	Description: "Counts the primes below `limit` with a segmented sieve (CPU-bound; runs on the cpu queue).",
-	Queue:       QueueCPU,
+	Queue:       jobs.QueueCPU,
 	Timeout:     10 * time.Minute,
 	MaxAttempts: 3,
 	Example:     PrimesPayload{Limit: 1_000_000},
-	Handle: func(ctx context.Context, job *Job, p PrimesPayload) (PrimesResult, error) {
+	Handle: func(ctx context.Context, job *jobs.Job, p PrimesPayload) (PrimesResult, error) {
 		// Each report is a Redis round trip during which the core idles:
 		// report the first step, then at most every progressEvery.
 		var last time.Time
@@ -56,7 +58,7 @@ var Primes = register(Define(Spec[PrimesPayload, PrimesResult]{
 		_ = job.Progress(ctx, 100, fmt.Sprintf("sieved %d of %d", p.Limit, p.Limit))
 		return PrimesResult{Limit: p.Limit, Count: count, Largest: largest}, nil
 	},
-}))
+})
 
 // progressEvery spaces the primes handler's progress reports.
 const progressEvery = 100 * time.Millisecond

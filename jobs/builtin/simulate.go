@@ -1,6 +1,8 @@
-package jobs
+package builtin
 
 import (
+	"github.com/jobforge/jobforge/jobs"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,20 +31,20 @@ type SimulatePayload struct {
 
 // Validate implements the payload rules.
 func (p *SimulatePayload) Validate() error {
-	var v ValidationError
+	var v jobs.ValidationError
 	switch p.Outcome {
 	case "", "succeed", "fail", "panic", "crash":
 	default:
-		v.Violations = append(v.Violations, FieldViolation{"outcome", fmt.Sprintf(`must be "succeed", "fail", "panic" or "crash", got %q`, p.Outcome)})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "outcome", Description: fmt.Sprintf(`must be "succeed", "fail", "panic" or "crash", got %q`, p.Outcome)})
 	}
 	if p.FailTimes < 0 || p.FailTimes > 100 {
-		v.Violations = append(v.Violations, FieldViolation{"fail_times", fmt.Sprintf("must be between 0 and 100, got %d", p.FailTimes)})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "fail_times", Description: fmt.Sprintf("must be between 0 and 100, got %d", p.FailTimes)})
 	}
 	if len(p.Message) > 1000 {
-		v.Violations = append(v.Violations, FieldViolation{"message", "must be at most 1000 bytes"})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "message", Description: "must be at most 1000 bytes"})
 	}
 	if p.DurationMillis < 0 || p.DurationMillis > 3_600_000 {
-		v.Violations = append(v.Violations, FieldViolation{"duration_millis", fmt.Sprintf("must be between 0 and 3600000, got %d", p.DurationMillis)})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "duration_millis", Description: fmt.Sprintf("must be between 0 and 3600000, got %d", p.DurationMillis)})
 	}
 	if len(v.Violations) > 0 {
 		return &v
@@ -58,14 +60,14 @@ type SimulateResult struct {
 
 // Simulate is the built-in type whose outcome the payload controls, so that
 // success, failure, retries and permanent errors can be exercised end to end.
-var Simulate = register(Define(Spec[SimulatePayload, SimulateResult]{
+var Simulate = jobs.Define(jobs.Spec[SimulatePayload, SimulateResult]{
 	Name:        "simulate",
 	Description: "Succeeds, fails, panics or crashes its worker, after failing `fail_times` attempts first, as the payload says; for exercising retries, failures and fault handling.",
-	Queue:       QueueDefault,
+	Queue:       jobs.QueueDefault,
 	Timeout:     time.Hour,
 	MaxAttempts: 5,
 	Example:     SimulatePayload{Outcome: "succeed", Result: json.RawMessage(`{"ok":true}`)},
-	Handle: func(ctx context.Context, job *Job, p SimulatePayload) (SimulateResult, error) {
+	Handle: func(ctx context.Context, job *jobs.Job, p SimulatePayload) (SimulateResult, error) {
 		if p.DurationMillis > 0 {
 			t := time.NewTimer(time.Duration(p.DurationMillis) * time.Millisecond)
 			defer t.Stop()
@@ -86,14 +88,14 @@ var Simulate = register(Define(Spec[SimulatePayload, SimulateResult]{
 		case "fail":
 			err := errors.New(msg)
 			if p.Permanent {
-				err = Permanent(err)
+				err = jobs.Permanent(err)
 			}
 			return SimulateResult{}, err
 		case "panic":
 			panic("simulated panic: " + msg)
 		case "crash":
-			return SimulateResult{}, Permanent(job.crash())
+			return SimulateResult{}, jobs.Permanent(job.Crash())
 		}
 		return SimulateResult{Attempt: job.Attempt, Echo: p.Result}, nil
 	},
-}))
+})

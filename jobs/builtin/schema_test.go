@@ -1,4 +1,4 @@
-package jobs_test
+package builtin_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // TestSchemaAgreesWithValidation checks, for every built-in job type, that the
@@ -32,7 +32,7 @@ func TestSchemaAgreesWithValidation(t *testing.T) {
 	known := map[string]string{
 		"simulate/message at maxLength in two-byte characters": "simulate counts message in bytes, the schema's maxLength in characters",
 	}
-	for _, typ := range jobs.Builtin() {
+	for _, typ := range builtin.Types() {
 		t.Run(typ.Name(), func(t *testing.T) {
 			t.Parallel()
 			schema := compileSchema(t, typ.Schema())

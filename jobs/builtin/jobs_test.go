@@ -1,4 +1,4 @@
-package jobs_test
+package builtin_test
 
 import (
 	"context"
@@ -11,12 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 	"github.com/jobforge/jobforge/jobs/jobstest"
 )
 
 func TestBuiltinExamplesAreValid(t *testing.T) {
 	t.Parallel()
-	types := jobs.Builtin()
+	types := builtin.Types()
 	require.GreaterOrEqual(t, len(types), 3)
 	reg, err := jobs.NewRegistry(types...)
 	require.NoError(t, err)
@@ -36,7 +37,7 @@ func TestBuiltinExamplesAreValid(t *testing.T) {
 
 func TestRegistryRejectsDuplicates(t *testing.T) {
 	t.Parallel()
-	_, err := jobs.NewRegistry(jobs.Primes, jobs.Primes)
+	_, err := jobs.NewRegistry(builtin.Primes, builtin.Primes)
 	require.ErrorContains(t, err, `duplicate job type "primes"`)
 }
 
@@ -49,22 +50,22 @@ func TestValidate(t *testing.T) {
 		wantField string // "" with wantOK
 		wantOK    bool
 	}{
-		{"primes ok", jobs.Primes, `{"limit": 100}`, "", true},
-		{"primes missing limit", jobs.Primes, `{}`, "limit", false},
-		{"primes empty payload", jobs.Primes, ``, "limit", false},
-		{"primes limit too big", jobs.Primes, `{"limit": 3000000000}`, "limit", false},
-		{"primes limit wrong type", jobs.Primes, `{"limit": "many"}`, "limit", false},
-		{"primes limit fractional", jobs.Primes, `{"limit": 1.5}`, "limit", false},
-		{"primes unknown field", jobs.Primes, `{"limit": 10, "extra": 1}`, "extra", false},
-		{"primes not an object", jobs.Primes, `[1,2]`, "", false},
-		{"primes malformed", jobs.Primes, `{"limit": `, "", false},
-		{"primes trailing data", jobs.Primes, `{"limit": 10} {}`, "", false},
-		{"report ok", jobs.Report, `{"pages": 3, "page_millis": 0}`, "", true},
-		{"report zero pages", jobs.Report, `{"pages": 0}`, "pages", false},
-		{"report negative delay", jobs.Report, `{"pages": 1, "page_millis": -1}`, "page_millis", false},
-		{"simulate default", jobs.Simulate, `{}`, "", true},
-		{"simulate bad outcome", jobs.Simulate, `{"outcome": "explode"}`, "outcome", false},
-		{"simulate fail_times negative", jobs.Simulate, `{"fail_times": -2}`, "fail_times", false},
+		{"primes ok", builtin.Primes, `{"limit": 100}`, "", true},
+		{"primes missing limit", builtin.Primes, `{}`, "limit", false},
+		{"primes empty payload", builtin.Primes, ``, "limit", false},
+		{"primes limit too big", builtin.Primes, `{"limit": 3000000000}`, "limit", false},
+		{"primes limit wrong type", builtin.Primes, `{"limit": "many"}`, "limit", false},
+		{"primes limit fractional", builtin.Primes, `{"limit": 1.5}`, "limit", false},
+		{"primes unknown field", builtin.Primes, `{"limit": 10, "extra": 1}`, "extra", false},
+		{"primes not an object", builtin.Primes, `[1,2]`, "", false},
+		{"primes malformed", builtin.Primes, `{"limit": `, "", false},
+		{"primes trailing data", builtin.Primes, `{"limit": 10} {}`, "", false},
+		{"report ok", builtin.Report, `{"pages": 3, "page_millis": 0}`, "", true},
+		{"report zero pages", builtin.Report, `{"pages": 0}`, "pages", false},
+		{"report negative delay", builtin.Report, `{"pages": 1, "page_millis": -1}`, "page_millis", false},
+		{"simulate default", builtin.Simulate, `{}`, "", true},
+		{"simulate bad outcome", builtin.Simulate, `{"outcome": "explode"}`, "outcome", false},
+		{"simulate fail_times negative", builtin.Simulate, `{"fail_times": -2}`, "fail_times", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,7 +97,7 @@ func TestCountPrimes(t *testing.T) {
 		{10_000_000, 664_579, 9_999_991},
 	}
 	for _, tt := range tests {
-		count, largest, err := jobs.CountPrimes(context.Background(), tt.limit, nil)
+		count, largest, err := builtin.CountPrimes(context.Background(), tt.limit, nil)
 		require.NoError(t, err)
 		require.Equal(t, tt.count, count, "primes below %d", tt.limit)
 		require.Equal(t, tt.largest, largest, "largest prime below %d", tt.limit)
@@ -107,7 +108,7 @@ func TestCountPrimesHonoursCancellation(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := jobs.CountPrimes(ctx, 1_000_000_000, nil)
+	_, _, err := builtin.CountPrimes(ctx, 1_000_000_000, nil)
 	require.ErrorIs(t, err, context.Canceled)
 }
 
@@ -125,7 +126,7 @@ func TestPrimesReportsProgress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := jobstest.Run(context.Background(), jobs.Primes, fmt.Sprintf(`{"limit": %d}`, tt.limit), 1)
+			out, err := jobstest.Run(context.Background(), builtin.Primes, fmt.Sprintf(`{"limit": %d}`, tt.limit), 1)
 			require.NoError(t, err)
 			require.JSONEq(t, tt.result, string(out.Result))
 			require.NotEmpty(t, out.Progress)
@@ -145,7 +146,7 @@ func TestPrimesReportsProgress(t *testing.T) {
 
 func TestReport(t *testing.T) {
 	t.Parallel()
-	out, err := jobstest.Run(context.Background(), jobs.Report, `{"title":"t","pages":4,"page_millis":0}`, 1)
+	out, err := jobstest.Run(context.Background(), builtin.Report, `{"title":"t","pages":4,"page_millis":0}`, 1)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"title":"t","pages":4,"checksum":30}`, string(out.Result))
 	require.Equal(t, []jobstest.Update{
@@ -158,7 +159,7 @@ func TestReportStopsWhenCancelled(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := jobstest.Run(ctx, jobs.Report, `{"pages":1000,"page_millis":1000}`, 1)
+	_, err := jobstest.Run(ctx, builtin.Report, `{"pages":1000,"page_millis":1000}`, 1)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -181,7 +182,7 @@ func TestSimulate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			out, err := jobstest.Run(context.Background(), jobs.Simulate, tt.payload, tt.attempt)
+			out, err := jobstest.Run(context.Background(), builtin.Simulate, tt.payload, tt.attempt)
 			if tt.wantErr != "" {
 				require.EqualError(t, err, tt.wantErr)
 				require.Equal(t, tt.wantPermanent, jobs.IsPermanent(err))
@@ -195,7 +196,7 @@ func TestSimulate(t *testing.T) {
 
 func TestRunWithUndecodablePayloadIsPermanent(t *testing.T) {
 	t.Parallel()
-	_, err := jobstest.Run(context.Background(), jobs.Primes, `{"limit":"x"}`, 1)
+	_, err := jobstest.Run(context.Background(), builtin.Primes, `{"limit":"x"}`, 1)
 	require.True(t, jobs.IsPermanent(err))
 	var ve *jobs.ValidationError
 	require.True(t, errors.As(err, &ve))

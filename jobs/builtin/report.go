@@ -1,6 +1,8 @@
-package jobs
+package builtin
 
 import (
+	"github.com/jobforge/jobforge/jobs"
+
 	"context"
 	"fmt"
 	"time"
@@ -17,16 +19,16 @@ type ReportPayload struct {
 
 // Validate implements the payload rules.
 func (p *ReportPayload) Validate() error {
-	var v ValidationError
+	var v jobs.ValidationError
 	// Characters, as the schema's maxLength counts them, not bytes.
 	if n := utf8.RuneCountInString(p.Title); n > 200 {
-		v.Violations = append(v.Violations, FieldViolation{"title", fmt.Sprintf("must be at most 200 characters, got %d", n)})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "title", Description: fmt.Sprintf("must be at most 200 characters, got %d", n)})
 	}
 	if p.Pages < 1 || p.Pages > 10_000 {
-		v.Violations = append(v.Violations, FieldViolation{"pages", fmt.Sprintf("must be between 1 and 10000, got %d", p.Pages)})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "pages", Description: fmt.Sprintf("must be between 1 and 10000, got %d", p.Pages)})
 	}
 	if p.PageMillis < 0 || p.PageMillis > 60_000 {
-		v.Violations = append(v.Violations, FieldViolation{"page_millis", fmt.Sprintf("must be between 0 and 60000, got %d", p.PageMillis)})
+		v.Violations = append(v.Violations, jobs.FieldViolation{Field: "page_millis", Description: fmt.Sprintf("must be between 0 and 60000, got %d", p.PageMillis)})
 	}
 	if len(v.Violations) > 0 {
 		return &v
@@ -46,14 +48,14 @@ type ReportResult struct {
 // Report is the long-running built-in type: it works through many steps
 // (waiting like an export or crawl waits on I/O), reports progress after
 // each, and honours cancellation between and during steps.
-var Report = register(Define(Spec[ReportPayload, ReportResult]{
+var Report = jobs.Define(jobs.Spec[ReportPayload, ReportResult]{
 	Name:        "report",
 	Description: "Builds a report page by page, reporting progress after each page (long-running, I/O-shaped).",
-	Queue:       QueueDefault,
+	Queue:       jobs.QueueDefault,
 	Timeout:     time.Hour,
 	MaxAttempts: 3,
 	Example:     ReportPayload{Title: "Quarterly numbers", Pages: 10, PageMillis: 300},
-	Handle: func(ctx context.Context, job *Job, p ReportPayload) (ReportResult, error) {
+	Handle: func(ctx context.Context, job *jobs.Job, p ReportPayload) (ReportResult, error) {
 		timer := time.NewTimer(0)
 		defer timer.Stop()
 		<-timer.C
@@ -70,4 +72,4 @@ var Report = register(Define(Spec[ReportPayload, ReportResult]{
 		}
 		return ReportResult{Title: p.Title, Pages: p.Pages, Checksum: sum}, nil
 	},
-}))
+})

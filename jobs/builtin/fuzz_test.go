@@ -1,4 +1,4 @@
-package jobs_test
+package builtin_test
 
 import (
 	"context"
@@ -6,19 +6,20 @@ import (
 	"testing"
 
 	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
 // FuzzValidatePayload: payload validation of every built-in type never
 // panics, and a payload it accepts decodes again when the job runs.
 func FuzzValidatePayload(f *testing.F) {
-	for _, t := range jobs.Builtin() {
+	for _, t := range builtin.Types() {
 		f.Add(t.Name(), string(t.Example()))
 	}
 	f.Add("primes", `{"limit":-1}`)
 	f.Add("report", `{"pages":1e9}`)
 	f.Add("simulate", `{"outcome":"fail","permanent":true,"result":[1,{"a":null}]}`)
 	f.Add("simulate", `{"duration_millis":1.5}`)
-	reg, err := jobs.NewRegistry(jobs.Builtin()...)
+	reg, err := jobs.NewRegistry(builtin.Types()...)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,11 +1,11 @@
-package jobs_test
+package builtin_test
 
 import (
 	"context"
 	"fmt"
 	"testing"
 
-	"github.com/jobforge/jobforge/jobs"
+	"github.com/jobforge/jobforge/jobs/builtin"
 	"github.com/jobforge/jobforge/jobs/jobstest"
 )
 
@@ -16,7 +16,7 @@ import (
 func BenchmarkPrimesHandler(b *testing.B) {
 	for _, limit := range []int64{1_000_000, 10_000_000, 100_000_000} {
 		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
-			jobstest.Benchmark(b, jobs.Primes, fmt.Sprintf(`{"limit":%d}`, limit))
+			jobstest.Benchmark(b, builtin.Primes, fmt.Sprintf(`{"limit":%d}`, limit))
 		})
 	}
 }
@@ -25,7 +25,7 @@ func BenchmarkPrimesHandler(b *testing.B) {
 func BenchmarkCountPrimes(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
-		if _, _, err := jobs.CountPrimes(ctx, 10_000_000, nil); err != nil {
+		if _, _, err := builtin.CountPrimes(ctx, 10_000_000, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
