@@ -10,11 +10,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // toProto converts a stored record to the API's Job.
-func toProto(r *queue.Record) (*jobforgev1.Job, error) {
+func toProto(r *store.Record) (*jobforgev1.Job, error) {
 	j := &jobforgev1.Job{
 		Name:         "jobs/" + r.ID,
 		Type:         r.Type,
@@ -70,7 +70,7 @@ func toProto(r *queue.Record) (*jobforgev1.Job, error) {
 	return j, nil
 }
 
-func errorProto(e *queue.AttemptError) *jobforgev1.JobError {
+func errorProto(e *store.AttemptError) *jobforgev1.JobError {
 	if e == nil {
 		return nil
 	}
@@ -96,7 +96,7 @@ func resultProto(raw json.RawMessage) (*structpb.Value, error) {
 }
 
 // eventProto converts a stored event to the API's JobEvent.
-func eventProto(ev queue.Event) (*jobforgev1.JobEvent, error) {
+func eventProto(ev store.Event) (*jobforgev1.JobEvent, error) {
 	out := &jobforgev1.JobEvent{
 		Id:      ev.ID,
 		Time:    timeProto(ev.Time),
@@ -105,14 +105,14 @@ func eventProto(ev queue.Event) (*jobforgev1.JobEvent, error) {
 		Error:   errorProto(ev.Error),
 	}
 	switch ev.Kind {
-	case queue.EventSnapshot:
+	case store.EventSnapshot:
 		out.Kind = jobforgev1.JobEvent_SNAPSHOT
 		j, err := toProto(ev.Snapshot)
 		if err != nil {
 			return nil, err
 		}
 		out.Job = j
-	case queue.EventProgress:
+	case store.EventProgress:
 		out.Kind = jobforgev1.JobEvent_PROGRESS
 		out.Progress = &jobforgev1.Progress{
 			Percent: int32(ev.Progress.Percent), Message: ev.Progress.Message, UpdateTime: timeProto(ev.Progress.UpdateTime),

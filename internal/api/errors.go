@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // errorDomain is the ErrorInfo domain of every error jobforge returns.
@@ -81,9 +82,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return err
 	}
 	var nf *notFoundError
-	var se *queue.StateError
-	var ic *queue.IdempotencyConflictError
-	var qe *queue.QuotaError
+	var se *store.StateError
+	var ic *store.IdempotencyConflictError
+	var qe *store.QuotaError
 	switch {
 	case errors.As(err, &se):
 		return withDetails(codes.FailedPrecondition, fmt.Sprintf("cannot %s job: it is %s", se.Op, se.State),
@@ -91,7 +92,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
 				Type: "STATE", Subject: "job", Description: fmt.Sprintf("job is %s", se.State),
 			}}})
-	case errors.Is(err, queue.ErrTooManyWatchers):
+	case errors.Is(err, store.ErrTooManyWatchers):
 		return withDetails(codes.ResourceExhausted, err.Error(),
 			&errdetails.ErrorInfo{Reason: "TOO_MANY_WATCHES", Domain: errorDomain},
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
@@ -128,7 +129,7 @@ type notFoundError struct{ name string }
 func (e *notFoundError) Error() string { return "job " + e.name + " not found" }
 
 func notFound(name string, err error) error {
-	if errors.Is(err, queue.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return &notFoundError{name: name}
 	}
 	return err

@@ -8,7 +8,7 @@ import (
 	"unicode"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // jobFilter is a parsed ListJobs filter: a conjunction of comparisons.
@@ -110,7 +110,7 @@ func (f *jobFilter) hash() []byte {
 	return h[:8]
 }
 
-func (f *jobFilter) match(r *queue.Record) bool {
+func (f *jobFilter) match(r *store.Record) bool {
 	for _, t := range f.terms {
 		var v string
 		switch {

@@ -13,7 +13,7 @@ import (
 	"buf.build/go/protovalidate"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 	"github.com/jobforge/jobforge/jobs/builtin"
 )
@@ -104,7 +104,7 @@ func FuzzCheckJSON(f *testing.F) {
 // tokens round-trip, and only for their own filter and tenant.
 func FuzzPageToken(f *testing.F) {
 	p := pageTokens{key: []byte("secret")}
-	good := p.encode(&queue.Cursor{Score: 42, ID: "abc"}, []byte("filter01"), "t1")
+	good := p.encode(&store.Cursor{Score: 42, ID: "abc"}, []byte("filter01"), "t1")
 	f.Add(good, int64(7), "id")
 	f.Add("", int64(0), "")
 	f.Add("eyJzIjoxfQ.AAAA", int64(-1), "x")
@@ -118,7 +118,7 @@ func FuzzPageToken(f *testing.F) {
 		if !utf8.ValidString(id) {
 			return // job ids are ASCII; JSON would replace invalid bytes
 		}
-		enc := p.encode(&queue.Cursor{Score: score, ID: id}, []byte("filter02"), "t2")
+		enc := p.encode(&store.Cursor{Score: score, ID: id}, []byte("filter02"), "t2")
 		c, err := p.decode(enc, []byte("filter02"), "t2")
 		if err != nil || c.Score != score || c.ID != id {
 			t.Fatalf("round trip failed: %v %+v", err, c)
@@ -155,6 +155,6 @@ func FuzzParseFilter(f *testing.F) {
 		if again.canonical != flt.canonical {
 			t.Fatalf("canonical form unstable: %q → %q", flt.canonical, again.canonical)
 		}
-		flt.match(&queue.Record{State: queue.StatePending, Labels: map[string]string{"team": "data"}})
+		flt.match(&store.Record{State: store.StatePending, Labels: map[string]string{"team": "data"}})
 	})
 }

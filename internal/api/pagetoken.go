@@ -8,7 +8,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // pageTokens issues and verifies ListJobs page tokens: opaque to clients,
@@ -25,14 +25,14 @@ type pageTokenBody struct {
 
 var errBadPageToken = errors.New("invalid page_token: it was not issued by this service for this filter; start again without a page token")
 
-func (p pageTokens) encode(c *queue.Cursor, filterHash []byte, tenant string) string {
+func (p pageTokens) encode(c *store.Cursor, filterHash []byte, tenant string) string {
 	body, _ := json.Marshal(pageTokenBody{Score: c.Score, ID: c.ID, Filter: filterHash, Tenant: tenant})
 	mac := hmac.New(sha256.New, p.key)
 	mac.Write(body)
 	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func (p pageTokens) decode(tok string, filterHash []byte, tenant string) (*queue.Cursor, error) {
+func (p pageTokens) decode(tok string, filterHash []byte, tenant string) (*store.Cursor, error) {
 	b64body, b64mac, ok := strings.Cut(tok, ".")
 	if !ok {
 		return nil, errBadPageToken
@@ -54,5 +54,5 @@ func (p pageTokens) decode(tok string, filterHash []byte, tenant string) (*queue
 	if !hmac.Equal(t.Filter, filterHash) || t.Tenant != tenant {
 		return nil, errors.New("invalid page_token: it belongs to a different filter; start again without a page token")
 	}
-	return &queue.Cursor{Score: t.Score, ID: t.ID}, nil
+	return &store.Cursor{Score: t.Score, ID: t.ID}, nil
 }

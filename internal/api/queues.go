@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // reasonQueueNotFound is the ErrorInfo reason of a queue that is not
@@ -23,10 +23,10 @@ const reasonQueueNotFound = "QUEUE_NOT_FOUND"
 
 // QueueStore is what the QueueService needs from the queue layer.
 type QueueStore interface {
-	Queues(ctx context.Context, names []string) ([]queue.QueueInfo, error)
+	Queues(ctx context.Context, names []string) ([]store.QueueInfo, error)
 	PauseQueue(ctx context.Context, name string) error
 	ResumeQueue(ctx context.Context, name string) error
-	Workers(ctx context.Context) ([]queue.WorkerInfo, error)
+	Workers(ctx context.Context) ([]store.WorkerInfo, error)
 }
 
 // QueueService implements jobforgev1.QueueServiceServer.
@@ -128,7 +128,7 @@ func (s *QueueService) ListWorkers(ctx context.Context, _ *jobforgev1.ListWorker
 	return resp, nil
 }
 
-func queueProto(qi queue.QueueInfo) *jobforgev1.Queue {
+func queueProto(qi store.QueueInfo) *jobforgev1.Queue {
 	return &jobforgev1.Queue{
 		Name:           "queues/" + qi.Name,
 		Pending:        int64(qi.Pending),

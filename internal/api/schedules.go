@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // reasonScheduleNotFound is the ErrorInfo reason of a missing schedule.
@@ -27,9 +27,9 @@ const maxJobLabels = 16
 
 // ScheduleStore is what the ScheduleService needs from the queue layer.
 type ScheduleStore interface {
-	CreateSchedule(ctx context.Context, sc queue.Schedule) (*queue.Schedule, error)
-	GetSchedule(ctx context.Context, tenant, id string) (*queue.Schedule, error)
-	ListSchedules(ctx context.Context, tenant string) ([]*queue.Schedule, error)
+	CreateSchedule(ctx context.Context, sc store.Schedule) (*store.Schedule, error)
+	GetSchedule(ctx context.Context, tenant, id string) (*store.Schedule, error)
+	ListSchedules(ctx context.Context, tenant string) ([]*store.Schedule, error)
 	DeleteSchedule(ctx context.Context, tenant, id string) error
 }
 
@@ -37,7 +37,7 @@ type ScheduleStore interface {
 // job; *Service implements it. field is the request path of the job, used
 // in field violations.
 type JobValidator interface {
-	ValidateJob(ctx context.Context, j *jobforgev1.Job, field string) (queue.NewJob, error)
+	ValidateJob(ctx context.Context, j *jobforgev1.Job, field string) (store.NewJob, error)
 }
 
 // ScheduleService implements jobforgev1.ScheduleServiceServer.
@@ -59,8 +59,8 @@ func NewScheduleService(store ScheduleStore, jobs JobValidator, log *slog.Logger
 // CreateSchedule implements ScheduleService.CreateSchedule.
 func (s *ScheduleService) CreateSchedule(ctx context.Context, req *jobforgev1.CreateScheduleRequest) (*jobforgev1.Schedule, error) {
 	in := req.GetSchedule()
-	if _, err := queue.ParseSpec(in.GetCron(), in.GetTimeZone()); err != nil {
-		var se *queue.SpecError
+	if _, err := store.ParseSpec(in.GetCron(), in.GetTimeZone()); err != nil {
+		var se *store.SpecError
 		if errors.As(err, &se) {
 			return nil, invalidArgument(violation("schedule."+se.Field, "%s", se.Msg))
 		}
@@ -68,16 +68,16 @@ func (s *ScheduleService) CreateSchedule(ctx context.Context, req *jobforgev1.Cr
 	}
 	tmpl := in.GetJob()
 	labels := tmpl.GetLabels()
-	switch _, reserved := labels[queue.ScheduleLabel]; {
+	switch _, reserved := labels[store.ScheduleLabel]; {
 	case tmpl.GetScheduleTime() != nil:
 		return nil, invalidArgument(violation("schedule.job.schedule_time",
 			"a fixed time does not repeat; jobs start at each period, later by schedule_delay if set"))
 	case reserved:
 		return nil, invalidArgument(violation("schedule.job.labels",
-			"label %q is reserved: every job of a schedule gets %s=<schedule id>", queue.ScheduleLabel, queue.ScheduleLabel))
+			"label %q is reserved: every job of a schedule gets %s=<schedule id>", store.ScheduleLabel, store.ScheduleLabel))
 	case len(labels) >= maxJobLabels:
 		return nil, invalidArgument(violation("schedule.job.labels",
-			"at most %d labels, so that the label %s=<schedule id> fits; got %d", maxJobLabels-1, queue.ScheduleLabel, len(labels)))
+			"at most %d labels, so that the label %s=<schedule id> fits; got %d", maxJobLabels-1, store.ScheduleLabel, len(labels)))
 	}
 	// The delay applies per period, not from now; the idempotency key would
 	// make every period the same request.
@@ -87,7 +87,7 @@ func (s *ScheduleService) CreateSchedule(ctx context.Context, req *jobforgev1.Cr
 	if err != nil {
 		return nil, err
 	}
-	sc, err := s.store.CreateSchedule(ctx, queue.Schedule{
+	sc, err := s.store.CreateSchedule(ctx, store.Schedule{
 		Tenant:      tenantOf(ctx),
 		Cron:        strings.TrimSpace(in.GetCron()),
 		TimeZone:    in.GetTimeZone(),
@@ -144,7 +144,7 @@ func (s *ScheduleService) DeleteSchedule(ctx context.Context, req *jobforgev1.De
 }
 
 func scheduleError(name string, err error) error {
-	if errors.Is(err, queue.ErrScheduleNotFound) {
+	if errors.Is(err, store.ErrScheduleNotFound) {
 		return withDetails(codes.NotFound, fmt.Sprintf("schedule %q not found", name),
 			&errdetails.ErrorInfo{Reason: reasonScheduleNotFound, Domain: errorDomain},
 			&errdetails.ResourceInfo{ResourceType: "jobforge.dev/Schedule", ResourceName: name})
@@ -154,7 +154,7 @@ func scheduleError(name string, err error) error {
 
 // scheduleProto converts a stored schedule; the job template shows the
 // type defaults that were applied when the schedule was created.
-func scheduleProto(sc *queue.Schedule, now time.Time) (*jobforgev1.Schedule, error) {
+func scheduleProto(sc *store.Schedule, now time.Time) (*jobforgev1.Schedule, error) {
 	j := &jobforgev1.Job{
 		Type:          sc.Job.Type,
 		Queue:         sc.Job.Queue,

@@ -24,19 +24,19 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/auth"
-	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 )
 
 // Store is what the service needs from the queue layer.
 type Store interface {
-	Create(ctx context.Context, nj queue.NewJob) (*queue.Record, bool, error)
-	CreateMany(ctx context.Context, jobs []queue.NewJob, atomic bool) []queue.CreateResult
-	Get(ctx context.Context, tenant, id string) (*queue.Record, error)
-	Cancel(ctx context.Context, tenant, id, reason, by string) (*queue.Record, error)
-	Retry(ctx context.Context, tenant, id string) (*queue.Record, error)
-	List(ctx context.Context, q queue.ListQuery) ([]*queue.Record, *queue.Cursor, error)
-	Watch(ctx context.Context, tenant, id, after string, fn func(queue.Event) error) error
+	Create(ctx context.Context, nj store.NewJob) (*store.Record, bool, error)
+	CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool) []store.CreateResult
+	Get(ctx context.Context, tenant, id string) (*store.Record, error)
+	Cancel(ctx context.Context, tenant, id, reason, by string) (*store.Record, error)
+	Retry(ctx context.Context, tenant, id string) (*store.Record, error)
+	List(ctx context.Context, q store.ListQuery) ([]*store.Record, *store.Cursor, error)
+	Watch(ctx context.Context, tenant, id, after string, fn func(store.Event) error) error
 }
 
 // Scheduling bounds. A schedule time up to maxSchedulePast in the past is
@@ -122,38 +122,38 @@ func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobReques
 
 // ValidateJob validates a job (or job template) like CreateJob does and
 // returns it with the type's defaults applied.
-func (s *Service) ValidateJob(ctx context.Context, j *jobforgev1.Job, field string) (queue.NewJob, error) {
+func (s *Service) ValidateJob(ctx context.Context, j *jobforgev1.Job, field string) (store.NewJob, error) {
 	return s.newJob(ctx, j, field)
 }
 
 // newJob validates what protovalidate cannot know (registered types, queues,
 // payload schemas, cross-field rules) and applies the type's defaults.
 // field is the request path of j, used in field violations.
-func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (queue.NewJob, error) {
+func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (store.NewJob, error) {
 	if p := auth.FromContext(ctx); p != nil && !p.AllowsType(auth.ScopeJobsWrite, j.GetType()) {
-		return queue.NewJob{}, permissionDenied(auth.ScopeJobsWrite + ":" + j.GetType())
+		return store.NewJob{}, permissionDenied(auth.ScopeJobsWrite + ":" + j.GetType())
 	}
 	typ, ok := s.reg.Lookup(j.GetType())
 	if !ok {
-		return queue.NewJob{}, invalidArgument(violation(field+".type",
+		return store.NewJob{}, invalidArgument(violation(field+".type",
 			"unknown job type %q; registered types: %s (see GET /v1/jobTypes)", j.GetType(), strings.Join(s.typeNames(), ", ")))
 	}
 	payload := json.RawMessage("{}")
 	if j.GetPayload() != nil {
 		b, err := json.Marshal(j.GetPayload().AsMap())
 		if err != nil {
-			return queue.NewJob{}, invalidArgument(violation(field+".payload", "cannot encode payload: %v", err))
+			return store.NewJob{}, invalidArgument(violation(field+".payload", "cannot encode payload: %v", err))
 		}
 		payload = b
 	}
 	if max := typ.MaxPayloadBytes(); len(payload) > max {
-		return queue.NewJob{}, invalidArgument(violation(field+".payload",
+		return store.NewJob{}, invalidArgument(violation(field+".payload",
 			"payload is %d bytes of JSON; job type %q accepts at most %d", len(payload), typ.Name(), max))
 	}
 	if err := typ.Validate(payload); err != nil {
-		return queue.NewJob{}, payloadError(field, err)
+		return store.NewJob{}, payloadError(field, err)
 	}
-	nj := queue.NewJob{
+	nj := store.NewJob{
 		Tenant:         tenantOf(ctx),
 		Type:           typ.Name(),
 		Queue:          j.GetQueue(),
@@ -167,7 +167,7 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 		nj.Queue = typ.Queue()
 	}
 	if _, ok := slices.BinarySearch(s.queues, nj.Queue); !ok {
-		return queue.NewJob{}, invalidArgument(violation(field+".queue",
+		return store.NewJob{}, invalidArgument(violation(field+".queue",
 			"unknown queue %q; configured queues: %s", nj.Queue, strings.Join(s.queues, ", ")))
 	}
 	if nj.MaxAttempts == 0 {
@@ -176,18 +176,18 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 	if j.GetTimeout() != nil {
 		nj.Timeout = j.GetTimeout().AsDuration()
 		if nj.Timeout < 10*time.Millisecond {
-			return queue.NewJob{}, invalidArgument(violation(field+".timeout",
+			return store.NewJob{}, invalidArgument(violation(field+".timeout",
 				"must be at least 10ms (sub-second timeouts are enforced with millisecond precision), got %s", nj.Timeout))
 		}
 	}
 	now := s.now()
 	switch {
 	case j.GetScheduleTime() != nil && j.GetScheduleDelay() != nil:
-		return queue.NewJob{}, invalidArgument(violation(field+".schedule_delay", "set schedule_time or schedule_delay, not both"))
+		return store.NewJob{}, invalidArgument(violation(field+".schedule_delay", "set schedule_time or schedule_delay, not both"))
 	case j.GetScheduleTime() != nil:
 		t := j.GetScheduleTime().AsTime()
 		if t.Before(now.Add(-maxSchedulePast)) || t.After(now.Add(maxScheduleFuture)) {
-			return queue.NewJob{}, invalidArgument(violation(field+".schedule_time",
+			return store.NewJob{}, invalidArgument(violation(field+".schedule_time",
 				"must be between %s and %s (at most 24h in the past, which means now, and at most 366 days ahead), got %s",
 				now.Add(-maxSchedulePast).UTC().Format(time.RFC3339), now.Add(maxScheduleFuture).UTC().Format(time.RFC3339),
 				t.UTC().Format(time.RFC3339)))
@@ -197,17 +197,17 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 		nj.ScheduleTime = now.Add(j.GetScheduleDelay().AsDuration())
 	}
 	if rp := j.GetRetryPolicy(); rp != nil {
-		p := queue.RetryPolicy{
+		p := store.RetryPolicy{
 			Initial:    rp.GetInitialBackoff().AsDuration(),
 			Max:        rp.GetMaxBackoff().AsDuration(),
 			Multiplier: rp.GetMultiplier(),
 			Jitter:     rp.GetJitter(),
 		}
 		if p.Multiplier != 0 && p.Multiplier < 1 {
-			return queue.NewJob{}, invalidArgument(violation(field+".retry_policy.multiplier", "must be between 1 and 10 (or 0 for the default 2), got %g", p.Multiplier))
+			return store.NewJob{}, invalidArgument(violation(field+".retry_policy.multiplier", "must be between 1 and 10 (or 0 for the default 2), got %g", p.Multiplier))
 		}
 		if p.Initial > 0 && p.Max > 0 && p.Max < p.Initial {
-			return queue.NewJob{}, invalidArgument(violation(field+".retry_policy.max_backoff", "must not be below initial_backoff"))
+			return store.NewJob{}, invalidArgument(violation(field+".retry_policy.max_backoff", "must not be below initial_backoff"))
 		}
 		nj.RetryPolicy = p
 	}
@@ -281,7 +281,7 @@ func payloadError(field string, err error) error {
 func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCreateJobsRequest) (*jobforgev1.BatchCreateJobsResponse, error) {
 	n := len(req.GetRequests())
 	results := make([]*jobforgev1.BatchCreateJobResult, n)
-	valid := make([]queue.NewJob, 0, n)
+	valid := make([]store.NewJob, 0, n)
 	index := make([]int, 0, n)
 	invalid := false
 	for i, r := range req.GetRequests() {
@@ -362,7 +362,7 @@ func (s *Service) RetryJob(ctx context.Context, req *jobforgev1.RetryJobRequest)
 // WatchJob implements JobService.WatchJob.
 func (s *Service) WatchJob(req *jobforgev1.WatchJobRequest, stream grpc.ServerStreamingServer[jobforgev1.JobEvent]) error {
 	ctx := stream.Context()
-	err := s.store.Watch(ctx, tenantOf(ctx), jobID(req.GetName()), req.GetAfterEventId(), func(ev queue.Event) error {
+	err := s.store.Watch(ctx, tenantOf(ctx), jobID(req.GetName()), req.GetAfterEventId(), func(ev store.Event) error {
 		msg, err := eventProto(ev)
 		if err != nil {
 			return err
@@ -383,7 +383,7 @@ func (s *Service) ListJobs(ctx context.Context, req *jobforgev1.ListJobsRequest)
 	if size == 0 {
 		size = defaultPageSize
 	}
-	q := queue.ListQuery{
+	q := store.ListQuery{
 		Tenant: tenant, Match: f.match, Limit: size,
 		CreatedAfter: f.createdAfter, CreatedBefore: f.createdBefore,
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // TestAsynqLayoutCompat pins jobforge to the Redis layout of the asynq
@@ -41,26 +42,26 @@ func TestAsynqLayoutCompat(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			ours, theirs := connectDB(t), connectDB(t)
-			store := NewStore(ours, slogDiscard())
+			st := NewStore(ours, slogDiscard())
 			frozen := time.Now()
-			store.now = func() time.Time { return frozen } // the task's due header is a clock reading
+			st.now = func() time.Time { return frozen } // the task's due header is a clock reading
 
-			nj := NewJob{
+			nj := store.NewJob{
 				ID: "01a2b3c4-0000-7000-8000-000000000001", Tenant: "t", Type: "simulate", Queue: "layout",
 				Payload: json.RawMessage(`{"outcome":"succeed"}`), MaxAttempts: 3, Timeout: 90*time.Second + 300*time.Millisecond,
-				RetryPolicy: RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.1},
+				RetryPolicy: store.RetryPolicy{Initial: time.Second, Max: time.Minute, Multiplier: 2, Jitter: 0.1},
 			}
 			if tt.schedule > 0 {
 				nj.ScheduleTime = frozen.Add(tt.schedule)
 			}
-			w := store.newWrite(ctx, nj)
+			w := st.newWrite(ctx, nj)
 			var cmd *redis.Cmd
-			require.NoError(t, store.pipelined(ctx, func(p redis.Pipeliner) { cmd = w.run(ctx, p) }))
-			_, _, err := store.created(ctx, w, cmd)
+			require.NoError(t, st.pipelined(ctx, func(p redis.Pipeliner) { cmd = w.run(ctx, p) }))
+			_, _, err := st.created(ctx, w, cmd)
 			require.NoError(t, err)
 
 			// The same task through asynq's own client.
-			task := store.task(ctx, w.rec)
+			task := st.task(ctx, w.rec)
 			opts := []asynq.Option{asynq.TaskID(task.ID), asynq.Queue(task.Queue), asynq.MaxRetry(task.Retry), asynq.Timeout(task.Timeout)}
 			if tt.schedule > 0 {
 				opts = append(opts, asynq.ProcessAt(w.rec.ScheduleTime))
@@ -99,8 +100,8 @@ func TestAsynqServerRunsCreatedTask(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb := connectDB(t)
-	store := NewStore(rdb, slogDiscard())
-	rec, _, err := store.Create(ctx, NewJob{
+	st := NewStore(rdb, slogDiscard())
+	rec, _, err := st.Create(ctx, store.NewJob{
 		Tenant: "t", Type: "layout-check", Queue: "layout", Payload: json.RawMessage(`{"n":1}`), MaxAttempts: 1, Timeout: time.Minute,
 	})
 	require.NoError(t, err)

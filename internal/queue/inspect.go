@@ -5,40 +5,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
-
-// QueueInfo is what is in one queue right now.
-type QueueInfo struct {
-	Name      string
-	Pending   int
-	Active    int
-	Scheduled int
-	Retry     int
-	Archived  int
-	// Latency is the age of the oldest pending job.
-	Latency time.Duration
-	Paused  bool
-	// MemoryBytes is the sampled memory used by the queue's keys.
-	MemoryBytes int64
-	// ProcessedToday and FailedToday count attempts finished since
-	// midnight UTC (successes and failures, and failures only).
-	ProcessedToday int
-	FailedToday    int
-}
-
-// WorkerInfo is one live worker pool: an asynq server inside a worker
-// process (a process runs one per pool).
-type WorkerInfo struct {
-	ID          string
-	Host        string
-	PID         int
-	Queues      map[string]int // queue → weight
-	Concurrency int
-	Busy        int
-	Started     time.Time
-	Status      string
-}
 
 // pausedKey is the key asynq sets while a queue is paused (asynq's
 // base.PausedKey). asynq only reports queues it has seen a job for, so the
@@ -47,26 +16,26 @@ func pausedKey(queue string) string { return "asynq:{" + queue + "}:paused" }
 
 // Queues returns the state of the named queues, in the order given. A
 // queue that never had a job reports zeros.
-func (s *Store) Queues(ctx context.Context, names []string) ([]QueueInfo, error) {
+func (s *Store) Queues(ctx context.Context, names []string) ([]store.QueueInfo, error) {
 	known, err := s.inspector.Queues()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
 	}
-	out := make([]QueueInfo, 0, len(names))
+	out := make([]store.QueueInfo, 0, len(names))
 	for _, name := range names {
 		if !slices.Contains(known, name) {
 			paused, err := s.queuePaused(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, QueueInfo{Name: name, Paused: paused})
+			out = append(out, store.QueueInfo{Name: name, Paused: paused})
 			continue
 		}
 		qi, err := s.inspector.GetQueueInfo(name)
 		if err != nil {
 			return nil, fmt.Errorf("inspect queue %q: %w", name, err)
 		}
-		out = append(out, QueueInfo{
+		out = append(out, store.QueueInfo{
 			Name:           name,
 			Pending:        qi.Pending,
 			Active:         qi.Active,
@@ -116,14 +85,14 @@ func (s *Store) ResumeQueue(ctx context.Context, queue string) error {
 
 // Workers returns the live worker pools, sorted by host, process id and
 // start time. A pool is listed until its heartbeat (every 5 s) expires.
-func (s *Store) Workers(context.Context) ([]WorkerInfo, error) {
+func (s *Store) Workers(context.Context) ([]store.WorkerInfo, error) {
 	servers, err := s.inspector.Servers()
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
 	}
-	out := make([]WorkerInfo, 0, len(servers))
+	out := make([]store.WorkerInfo, 0, len(servers))
 	for _, srv := range servers {
-		out = append(out, WorkerInfo{
+		out = append(out, store.WorkerInfo{
 			ID:          srv.ID,
 			Host:        srv.Host,
 			PID:         srv.PID,
@@ -134,7 +103,7 @@ func (s *Store) Workers(context.Context) ([]WorkerInfo, error) {
 			Status:      srv.Status,
 		})
 	}
-	slices.SortFunc(out, func(a, b WorkerInfo) int {
+	slices.SortFunc(out, func(a, b store.WorkerInfo) int {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.PID, b.PID),
 			a.Started.Compare(b.Started), cmp.Compare(a.ID, b.ID))
 	})

@@ -5,30 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
-
-// ListQuery selects jobs of one tenant, newest first.
-type ListQuery struct {
-	Tenant string
-	// Match reports whether a record belongs in the result; nil matches all.
-	Match func(*Record) bool
-	// CreatedAfter/CreatedBefore bound the create time (exclusive; zero = open).
-	CreatedAfter, CreatedBefore time.Time
-	// Limit is the page size.
-	Limit int
-	// After continues a previous listing.
-	After *Cursor
-}
-
-// Cursor is a position in a tenant's index: the create time (µs) and id of
-// the last job returned.
-type Cursor struct {
-	Score int64
-	ID    string
-}
 
 // listScanBudget bounds how many index entries one List call examines, so
 // a selective filter over a large index returns a short page with a cursor
@@ -38,7 +19,7 @@ const listScanBudget = 5000
 // List returns up to q.Limit matching jobs and a cursor for the next page,
 // or nil at the end. Entries of jobs whose retention has passed are removed
 // from the index as they are met.
-func (s *Store) List(ctx context.Context, q ListQuery) ([]*Record, *Cursor, error) {
+func (s *Store) List(ctx context.Context, q store.ListQuery) ([]*store.Record, *store.Cursor, error) {
 	key := indexKey(q.Tenant)
 	maxScore := "+inf"
 	if !q.CreatedBefore.IsZero() {
@@ -56,7 +37,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Record, *Cursor, erro
 			maxScore = "(" + strconv.FormatInt(q.CreatedBefore.UnixMicro(), 10)
 		}
 	}
-	var out []*Record
+	var out []*store.Record
 	scanned := 0
 	const chunk = 200
 	offset := int64(0)
@@ -96,11 +77,11 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Record, *Cursor, erro
 			if q.Match == nil || q.Match(rec) {
 				out = append(out, rec)
 				if len(out) == q.Limit {
-					return out, &Cursor{Score: scores[i], ID: ids[i]}, nil
+					return out, &store.Cursor{Score: scores[i], ID: ids[i]}, nil
 				}
 			}
 			if scanned >= listScanBudget {
-				return out, &Cursor{Score: scores[i], ID: ids[i]}, nil
+				return out, &store.Cursor{Score: scores[i], ID: ids[i]}, nil
 			}
 		}
 		if len(gone) > 0 {
@@ -117,7 +98,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*Record, *Cursor, erro
 }
 
 // getMany reads records in one pipeline; a missing (expired) record is nil.
-func (s *Store) getMany(ctx context.Context, tenant string, ids []string) ([]*Record, error) {
+func (s *Store) getMany(ctx context.Context, tenant string, ids []string) ([]*store.Record, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -132,7 +113,7 @@ func (s *Store) getMany(ctx context.Context, tenant string, ids []string) ([]*Re
 		return nil, fmt.Errorf("read job records: %w", err)
 	}
 	now := s.now()
-	out := make([]*Record, len(ids))
+	out := make([]*store.Record, len(ids))
 	for i, id := range ids {
 		h := hs[i].Val()
 		if len(h) == 0 || h[fTenant] != tenant {

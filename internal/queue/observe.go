@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // Telemetry of job attempts. The API injects the trace context of the
@@ -126,7 +128,7 @@ func (w *Worker) attemptStarted(ctx context.Context, attempt int) {
 
 // attemptFinished is called once the outcome of an attempt is recorded:
 // SUCCEEDED, RETRYING or FAILED.
-func (w *Worker) attemptFinished(ctx context.Context, state State) {
+func (w *Worker) attemptFinished(ctx context.Context, state store.State) {
 	a := attemptOf(ctx)
 	if a == nil {
 		return
@@ -137,11 +139,11 @@ func (w *Worker) attemptFinished(ctx context.Context, state State) {
 		return
 	}
 	switch state {
-	case StateSucceeded:
+	case store.StateSucceeded:
 		m.succeeded.WithLabelValues(a.typ, a.queue).Inc()
-	case StateRetrying:
+	case store.StateRetrying:
 		m.retried.WithLabelValues(a.typ, a.queue).Inc()
-	case StateFailed:
+	case store.StateFailed:
 		m.failed.WithLabelValues(a.typ, a.queue).Inc()
 	}
 	if !a.started.IsZero() {

@@ -23,69 +23,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrNotFound is returned for a job that does not exist or whose retention
-// has passed.
-var ErrNotFound = errors.New("job not found")
-
-// State is a job's lifecycle state as clients see it. The values are the
-// names of the API's Job.State enum.
-type State string
-
-// Job states.
-const (
-	StatePending   State = "PENDING"
-	StateScheduled State = "SCHEDULED"
-	StateRunning   State = "RUNNING"
-	StateRetrying  State = "RETRYING"
-	StateSucceeded State = "SUCCEEDED"
-	StateFailed    State = "FAILED"
-	StateCancelled State = "CANCELLED"
-)
-
-// Terminal reports whether no further attempt will run.
-func (s State) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateCancelled
-}
-
 const keyPrefix = "jobforge:"
 
 // Task headers jobforge adds to asynq tasks.
 const (
 	headerTimeout   = "jf-timeout-ms" // per-attempt timeout in milliseconds
-	headerRetry     = "jf-retry"      // RetryPolicy.encode()
+	headerRetry     = "jf-retry"      // RetryPolicy.String()
 	headerNotBefore = "jf-not-before" // schedule time, Unix microseconds
 	headerTenant    = "jf-tenant"     // owner of the job
 )
-
-// StateError is returned when an operation does not apply to the job's
-// current state, e.g. cancelling a finished job.
-type StateError struct {
-	Op    string
-	State State
-}
-
-func (e *StateError) Error() string {
-	return fmt.Sprintf("cannot %s a job in state %s", e.Op, e.State)
-}
-
-// QuotaError is returned when a tenant has as many waiting (pending or
-// scheduled) jobs as it may.
-type QuotaError struct{ Limit int }
-
-func (e *QuotaError) Error() string {
-	return fmt.Sprintf("too many waiting jobs: the tenant may have at most %d pending or scheduled jobs", e.Limit)
-}
-
-// IdempotencyConflictError is returned when an idempotency key was used
-// before with a different request.
-type IdempotencyConflictError struct {
-	Key   string
-	JobID string
-}
-
-func (e *IdempotencyConflictError) Error() string {
-	return fmt.Sprintf("idempotency key %q was already used with a different request (job %s)", e.Key, e.JobID)
-}
 
 func jobKey(id string) string    { return keyPrefix + "job:{" + id + "}" }
 func eventsKey(id string) string { return keyPrefix + "job:{" + id + "}:events" }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 	"github.com/jobforge/jobforge/jobs/builtin"
 )
@@ -64,9 +65,9 @@ func (b *bundle) startWorker(t *testing.T, retention time.Duration) {
 	t.Cleanup(w.Shutdown)
 }
 
-func (b *bundle) waitState(t *testing.T, id string, want queue.State, timeout time.Duration) *queue.Record {
+func (b *bundle) waitState(t *testing.T, id string, want store.State, timeout time.Duration) *store.Record {
 	t.Helper()
-	var rec *queue.Record
+	var rec *store.Record
 	deadline := time.Now().Add(timeout)
 	for {
 		r, err := b.store.Get(context.Background(), "t", id)
@@ -85,19 +86,19 @@ func TestCreateAndGet(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 
-	rec, _, err := b.store.Create(ctx, queue.NewJob{
+	rec, _, err := b.store.Create(ctx, store.NewJob{
 		Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{"outcome":"succeed"}`),
 		Labels: map[string]string{"team": "data"}, MaxAttempts: 3, Timeout: time.Minute,
 	})
 	require.NoError(t, err)
-	require.Equal(t, queue.StatePending, rec.State)
+	require.Equal(t, store.StatePending, rec.State)
 
 	got, err := b.store.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
 	require.Equal(t, rec.ID, got.ID)
 	require.Equal(t, "simulate", got.Type)
 	require.Equal(t, "default", got.Queue)
-	require.Equal(t, queue.StatePending, got.State)
+	require.Equal(t, store.StatePending, got.State)
 	require.JSONEq(t, `{"outcome":"succeed"}`, string(got.Payload))
 	require.Equal(t, map[string]string{"team": "data"}, got.Labels)
 	require.Equal(t, 3, got.MaxAttempts)
@@ -106,7 +107,7 @@ func TestCreateAndGet(t *testing.T) {
 	require.True(t, got.ExpireTime.IsZero(), "unfinished jobs do not expire")
 
 	_, err = b.store.Get(ctx, "t", "no-such-job")
-	require.ErrorIs(t, err, queue.ErrNotFound)
+	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
 func TestCreateScheduled(t *testing.T) {
@@ -114,13 +115,13 @@ func TestCreateScheduled(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	at := time.Now().Add(time.Hour)
-	rec, _, err := b.store.Create(ctx, queue.NewJob{
+	rec, _, err := b.store.Create(ctx, store.NewJob{
 		Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute, ScheduleTime: at,
 	})
 	require.NoError(t, err)
 	got, err := b.store.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
-	require.Equal(t, queue.StateScheduled, got.State)
+	require.Equal(t, store.StateScheduled, got.State)
 	require.WithinDuration(t, at, got.ScheduleTime, time.Microsecond)
 }
 
@@ -136,7 +137,7 @@ func TestWorkerRunsJobs(t *testing.T) {
 		payload     string
 		maxAttempts int
 		timeout     time.Duration
-		wantState   queue.State
+		wantState   store.State
 		wantResult  string
 		wantErr     string
 		wantAttempt int
@@ -144,32 +145,32 @@ func TestWorkerRunsJobs(t *testing.T) {
 	}{
 		{
 			name: "cpu job succeeds", typ: "primes", queue: "cpu", payload: `{"limit":100000}`, maxAttempts: 1,
-			wantState: queue.StateSucceeded, wantResult: `{"limit":100000,"count":9592,"largest":99991}`, wantAttempt: 1,
+			wantState: store.StateSucceeded, wantResult: `{"limit":100000,"count":9592,"largest":99991}`, wantAttempt: 1,
 		},
 		{
 			name: "fails then succeeds", typ: "simulate", queue: "default", payload: `{"fail_times":2,"message":"flaky"}`, maxAttempts: 5,
-			wantState: queue.StateSucceeded, wantResult: `{"attempt":3}`, wantAttempt: 3,
+			wantState: store.StateSucceeded, wantResult: `{"attempt":3}`, wantAttempt: 3,
 			wantErr: "flaky (attempt 2 of 2 planned failures)",
 		},
 		{
 			name: "fails after all attempts", typ: "simulate", queue: "default", payload: `{"outcome":"fail","message":"boom"}`, maxAttempts: 2,
-			wantState: queue.StateFailed, wantErr: "boom", wantAttempt: 2,
+			wantState: store.StateFailed, wantErr: "boom", wantAttempt: 2,
 		},
 		{
 			name: "permanent error is not retried", typ: "simulate", queue: "default", payload: `{"outcome":"fail","message":"bad","permanent":true}`, maxAttempts: 5,
-			wantState: queue.StateFailed, wantErr: "bad", wantAttempt: 1, permanent: true,
+			wantState: store.StateFailed, wantErr: "bad", wantAttempt: 1, permanent: true,
 		},
 		{
 			name: "panic fails the attempt and the worker lives on", typ: "simulate", queue: "default", payload: `{"outcome":"panic","message":"kaboom"}`, maxAttempts: 2,
-			wantState: queue.StateFailed, wantErr: "handler panicked: simulated panic: kaboom", wantAttempt: 2,
+			wantState: store.StateFailed, wantErr: "handler panicked: simulated panic: kaboom", wantAttempt: 2,
 		},
 		{
 			name: "crash job on a worker that does not allow them fails for good", typ: "simulate", queue: "default", payload: `{"outcome":"crash"}`, maxAttempts: 3,
-			wantState: queue.StateFailed, wantErr: "crash jobs are disabled on this worker: start it with -allow-crash-jobs", wantAttempt: 1, permanent: true,
+			wantState: store.StateFailed, wantErr: "crash jobs are disabled on this worker: start it with -allow-crash-jobs", wantAttempt: 1, permanent: true,
 		},
 		{
 			name: "timeout fails the attempt", typ: "simulate", queue: "default", payload: `{"duration_millis":60000}`, maxAttempts: 1, timeout: 200 * time.Millisecond,
-			wantState: queue.StateFailed, wantErr: "attempt timed out after", wantAttempt: 1,
+			wantState: store.StateFailed, wantErr: "attempt timed out after", wantAttempt: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -179,7 +180,7 @@ func TestWorkerRunsJobs(t *testing.T) {
 			if timeout == 0 {
 				timeout = time.Minute
 			}
-			rec, _, err := b.store.Create(ctx, queue.NewJob{
+			rec, _, err := b.store.Create(ctx, store.NewJob{
 				Tenant: "t", Type: tt.typ, Queue: tt.queue, Payload: json.RawMessage(tt.payload), MaxAttempts: tt.maxAttempts, Timeout: timeout,
 			})
 			require.NoError(t, err)
@@ -212,19 +213,19 @@ func TestProgressIsVisibleWhileRunning(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startWorker(t, time.Hour)
-	rec, _, err := b.store.Create(context.Background(), queue.NewJob{
+	rec, _, err := b.store.Create(context.Background(), store.NewJob{
 		Tenant: "t", Type: "report", Queue: "default", Payload: json.RawMessage(`{"pages":20,"page_millis":100}`), MaxAttempts: 1, Timeout: time.Minute,
 	})
 	require.NoError(t, err)
-	var seen *queue.Record
+	var seen *store.Record
 	redistest.Eventually(t, 20*time.Second, func() bool {
 		r, err := b.store.Get(context.Background(), "t", rec.ID)
 		require.NoError(t, err)
 		seen = r
-		return r.State == queue.StateRunning && r.Progress.Percent > 0 && r.Progress.Percent < 100
+		return r.State == store.StateRunning && r.Progress.Percent > 0 && r.Progress.Percent < 100
 	}, "running job with partial progress")
 	require.Regexp(t, `^page \d+ of 20$`, seen.Progress.Message)
-	got := b.waitState(t, rec.ID, queue.StateSucceeded, 20*time.Second)
+	got := b.waitState(t, rec.ID, store.StateSucceeded, 20*time.Second)
 	require.JSONEq(t, `{"title":"","pages":20,"checksum":2870}`, string(got.Result))
 }
 
@@ -236,20 +237,20 @@ func TestWatchResumeOfFinishedJob(t *testing.T) {
 	b := setup(t)
 	b.startWorker(t, time.Hour)
 	ctx := context.Background()
-	rec, _, err := b.store.Create(ctx, queue.NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+	rec, _, err := b.store.Create(ctx, store.NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 	require.NoError(t, err)
-	b.waitState(t, rec.ID, queue.StateSucceeded, 20*time.Second)
+	b.waitState(t, rec.ID, store.StateSucceeded, 20*time.Second)
 
-	var all []queue.Event
-	require.NoError(t, b.store.Watch(ctx, "t", rec.ID, "0-0", func(e queue.Event) error { all = append(all, e); return nil }))
+	var all []store.Event
+	require.NoError(t, b.store.Watch(ctx, "t", rec.ID, "0-0", func(e store.Event) error { all = append(all, e); return nil }))
 	require.NotEmpty(t, all)
 	last := all[len(all)-1]
-	require.Equal(t, queue.StateSucceeded, last.State, "replay ends with the terminal event")
+	require.Equal(t, store.StateSucceeded, last.State, "replay ends with the terminal event")
 
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var after []queue.Event
-	require.NoError(t, b.store.Watch(wctx, "t", rec.ID, last.ID, func(e queue.Event) error { after = append(after, e); return nil }),
+	var after []store.Event
+	require.NoError(t, b.store.Watch(wctx, "t", rec.ID, last.ID, func(e store.Event) error { after = append(after, e); return nil }),
 		"the watch ends instead of waiting out the deadline")
 	require.Empty(t, after)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // What /monitoring shows comes from asynq's Inspector: a registered queue
@@ -34,7 +35,7 @@ func TestRegisterQueues(t *testing.T) {
 			ctx := context.Background()
 			b := setup(t)
 			for _, q := range tt.used {
-				_, _, err := b.store.Create(ctx, queue.NewJob{Tenant: "t", Type: "simulate", Queue: q, Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+				_, _, err := b.store.Create(ctx, store.NewJob{Tenant: "t", Type: "simulate", Queue: q, Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 				require.NoError(t, err)
 			}
 			require.NoError(t, queue.RegisterQueues(ctx, b.rdb, tt.register))

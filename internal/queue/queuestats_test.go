@@ -12,6 +12,7 @@ import (
 
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // exporter runs a QueueStats on its own registry, as one API replica would.
@@ -50,7 +51,7 @@ func TestQueueStatsOneExporterPerCluster(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	a, c := startExporter(t, b), startExporter(t, b)
-	_, _, err := b.store.Create(context.Background(), queue.NewJob{
+	_, _, err := b.store.Create(context.Background(), store.NewJob{
 		Tenant: "default", Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1,
 		Timeout: time.Minute, ScheduleTime: time.Now().Add(time.Hour),
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 	"github.com/jobforge/jobforge/jobs/builtin"
 )
@@ -23,7 +24,7 @@ import (
 // worker, which never heartbeats again. This is exactly what asynq's
 // dequeue script and startScript write; fault tests do the same with real
 // processes and kill -9 (test/faults).
-func deadWorkerHolds(t *testing.T, rdb redis.UniversalClient, rec *Record, started bool) {
+func deadWorkerHolds(t *testing.T, rdb redis.UniversalClient, rec *store.Record, started bool) {
 	t.Helper()
 	ctx := context.Background()
 	q, id := rec.Queue, rec.ID
@@ -76,29 +77,29 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		started    bool   // the dead worker had started the attempt
-		alive      bool   // the holder still heartbeats (it gave the attempt up)
-		priorLost  int    // attempts the job lost before
-		finished   State  // the dead worker recorded this outcome but never acknowledged the task
-		wantState  State  // after recovery
-		wantRuns   int64  // handler runs on the live worker
-		wantLost   int    // lost attempts in the record
-		wantReason string // of the last error
+		started    bool        // the dead worker had started the attempt
+		alive      bool        // the holder still heartbeats (it gave the attempt up)
+		priorLost  int         // attempts the job lost before
+		finished   store.State // the dead worker recorded this outcome but never acknowledged the task
+		wantState  store.State // after recovery
+		wantRuns   int64       // handler runs on the live worker
+		wantLost   int         // lost attempts in the record
+		wantReason string      // of the last error
 	}{
-		{name: "running attempt is lost and runs again", started: true, wantState: StateSucceeded, wantRuns: 1, wantLost: 1},
-		{name: "taken but not started runs", wantState: StateSucceeded, wantRuns: 1},
-		{name: "attempt given up by a live worker runs again, not counted as lost", started: true, alive: true, wantState: StateSucceeded, wantRuns: 1},
-		{name: "third lost attempt fails the job", started: true, priorLost: 2, wantState: StateFailed, wantLost: 3, wantReason: ReasonWorkerLost},
-		{name: "finished but unacknowledged is not run again", started: true, finished: StateSucceeded, wantState: StateSucceeded},
+		{name: "running attempt is lost and runs again", started: true, wantState: store.StateSucceeded, wantRuns: 1, wantLost: 1},
+		{name: "taken but not started runs", wantState: store.StateSucceeded, wantRuns: 1},
+		{name: "attempt given up by a live worker runs again, not counted as lost", started: true, alive: true, wantState: store.StateSucceeded, wantRuns: 1},
+		{name: "third lost attempt fails the job", started: true, priorLost: 2, wantState: store.StateFailed, wantLost: 3, wantReason: store.ReasonWorkerLost},
+		{name: "finished but unacknowledged is not run again", started: true, finished: store.StateSucceeded, wantState: store.StateSucceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb := connectDB(t)
-			store := NewStore(rdb, slogDiscard())
+			st := NewStore(rdb, slogDiscard())
 			// maxAttempts 1: a crash must not use up the only attempt.
-			rec, _, err := store.Create(ctx, NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+			rec, _, err := st.Create(ctx, store.NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 			require.NoError(t, err)
 			deadWorkerHolds(t, rdb, rec, tt.started)
 			if tt.alive {
@@ -115,9 +116,9 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 			}
 
 			runs := recoveryWorker(t, rdb, 3)
-			var last *Record
+			var last *store.Record
 			redistest.Eventually(t, 10*time.Second, func() bool {
-				last, err = store.Get(ctx, "t", rec.ID)
+				last, err = st.Get(ctx, "t", rec.ID)
 				require.NoError(t, err)
 				active, err := rdb.LLen(ctx, asynqActiveKey("default")).Result()
 				require.NoError(t, err)
@@ -138,7 +139,7 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 				require.Contains(t, lostErr.Message, "worker lost (dead-host:42:abcdef stopped heartbeating)")
 				require.Equal(t, tt.wantReason, lostErr.Reason)
 			}
-			if tt.wantState == StateFailed {
+			if tt.wantState == store.StateFailed {
 				require.False(t, last.ExpireTime.IsZero(), "a failed record expires after retention")
 				n, err := rdb.Exists(ctx, asynqTaskKey("default", rec.ID)).Result()
 				require.NoError(t, err)
@@ -154,7 +155,7 @@ func TestRecoveryLeavesLiveWorkersAlone(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb := connectDB(t)
-	store := NewStore(rdb, slogDiscard())
+	st := NewStore(rdb, slogDiscard())
 	release := make(chan struct{})
 	var runs atomic.Int64
 	slow := jobs.Define(jobs.Spec[struct{}, struct{}]{
@@ -177,7 +178,7 @@ func TestRecoveryLeavesLiveWorkersAlone(t *testing.T) {
 	})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Shutdown)
-	rec, _, err := store.Create(ctx, NewJob{Tenant: "t", Type: "slow", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+	rec, _, err := st.Create(ctx, store.NewJob{Tenant: "t", Type: "slow", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 	require.NoError(t, err)
 
 	// Several recovery rounds, well past LostAfter, while the attempt runs.
@@ -186,11 +187,11 @@ func TestRecoveryLeavesLiveWorkersAlone(t *testing.T) {
 	}, "the recovery loop runs while the attempt does")
 	close(release)
 	redistest.Eventually(t, 10*time.Second, func() bool {
-		got, err := store.Get(ctx, "t", rec.ID)
+		got, err := st.Get(ctx, "t", rec.ID)
 		require.NoError(t, err)
-		return got.State == StateSucceeded
+		return got.State == store.StateSucceeded
 	}, "job succeeds")
-	got, err := store.Get(ctx, "t", rec.ID)
+	got, err := st.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), runs.Load(), "one run")
 	require.Zero(t, got.LostAttempts)
@@ -205,7 +206,7 @@ func TestShutdownGivesBackInterruptedAttempt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb := connectDB(t)
-	store := NewStore(rdb, slogDiscard())
+	st := NewStore(rdb, slogDiscard())
 	var runs atomic.Int64
 	block := jobs.Define(jobs.Spec[struct{}, struct{}]{
 		Name: "block", Queue: "default", Timeout: time.Minute, MaxAttempts: 1,
@@ -229,15 +230,15 @@ func TestShutdownGivesBackInterruptedAttempt(t *testing.T) {
 		return w
 	}
 	first := newWorker()
-	rec, _, err := store.Create(ctx, NewJob{Tenant: "t", Type: "block", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+	rec, _, err := st.Create(ctx, store.NewJob{Tenant: "t", Type: "block", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 	require.NoError(t, err)
 	redistest.Eventually(t, 10*time.Second, func() bool { return runs.Load() == 1 }, "first attempt runs")
 	first.Shutdown()
 
 	redistest.Eventually(t, 5*time.Second, func() bool {
-		got, err := store.Get(ctx, "t", rec.ID)
+		got, err := st.Get(ctx, "t", rec.ID)
 		require.NoError(t, err)
-		return got.State == StatePending && got.Attempts == 0
+		return got.State == store.StatePending && got.Attempts == 0
 	}, "the interrupted attempt is given back")
 	n, err := rdb.LLen(ctx, asynqPendingKey("default")).Result()
 	require.NoError(t, err)
@@ -246,11 +247,11 @@ func TestShutdownGivesBackInterruptedAttempt(t *testing.T) {
 	second := newWorker()
 	t.Cleanup(second.Shutdown)
 	redistest.Eventually(t, 10*time.Second, func() bool {
-		got, err := store.Get(ctx, "t", rec.ID)
+		got, err := st.Get(ctx, "t", rec.ID)
 		require.NoError(t, err)
-		return got.State == StateSucceeded
+		return got.State == store.StateSucceeded
 	}, "the job succeeds on the next worker")
-	got, err := store.Get(ctx, "t", rec.ID)
+	got, err := st.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
 	require.Equal(t, 1, got.Attempts, "attempts never exceed max_attempts")
 	require.Zero(t, got.LostAttempts, "a shutdown is not a lost worker")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 )
 
@@ -46,14 +47,14 @@ func TestRedisCallsPerJob(t *testing.T) {
 	rdb, err := queue.Connect(ctx, srv.URL(0))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })
-	store := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{MaxWaitingPerTenant: 100_000})
+	st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{MaxWaitingPerTenant: 100_000})
 
-	newJob := func() queue.NewJob {
-		return queue.NewJob{Tenant: "t", Type: "noop", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 3, Timeout: time.Minute}
+	newJob := func() store.NewJob {
+		return store.NewJob{Tenant: "t", Type: "noop", Queue: "default", Payload: json.RawMessage(`{}`), MaxAttempts: 3, Timeout: time.Minute}
 	}
 	create := func(n int) {
 		for range n {
-			_, _, err := store.Create(ctx, newJob())
+			_, _, err := st.Create(ctx, newJob())
 			require.NoError(t, err)
 		}
 	}
@@ -66,12 +67,12 @@ func TestRedisCallsPerJob(t *testing.T) {
 	t.Logf("create: %.2f commands per job (%s)", perCreate, detail)
 	require.LessOrEqual(t, perCreate, budgetCreate+slack, "Redis commands per Store.Create grew: %s", detail)
 
-	batch := make([]queue.NewJob, n)
+	batch := make([]store.NewJob, n)
 	for i := range batch {
 		batch[i] = newJob()
 	}
 	before = commandStats(t, rdb)
-	for _, r := range store.CreateMany(ctx, batch, false) {
+	for _, r := range st.CreateMany(ctx, batch, false) {
 		require.NoError(t, r.Err)
 	}
 	perBatched, detail := perJob(commandStats(t, rdb), before, n)

@@ -9,8 +9,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // A failed job's record does not depend on asynq's archive, which asynq
@@ -21,12 +21,12 @@ func TestFailedJobOutlivesAsynqArchive(t *testing.T) {
 	b := setup(t)
 	b.startWorker(t, time.Hour)
 	ctx := context.Background()
-	rec, _, err := b.store.Create(ctx, queue.NewJob{
+	rec, _, err := b.store.Create(ctx, store.NewJob{
 		Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{"fail_times":1,"message":"boom"}`),
 		MaxAttempts: 1, Timeout: time.Minute,
 	})
 	require.NoError(t, err)
-	b.waitState(t, rec.ID, queue.StateFailed, 20*time.Second)
+	b.waitState(t, rec.ID, store.StateFailed, 20*time.Second)
 
 	insp := asynq.NewInspectorFromRedisClient(b.rdb)
 	redistest.Eventually(t, 10*time.Second, func() bool {
@@ -37,12 +37,12 @@ func TestFailedJobOutlivesAsynqArchive(t *testing.T) {
 
 	got, err := b.store.Get(ctx, "t", rec.ID)
 	require.NoError(t, err)
-	require.Equal(t, queue.StateFailed, got.State)
+	require.Equal(t, store.StateFailed, got.State)
 	require.Equal(t, "boom (attempt 1 of 1 planned failures)", got.Error.Message)
 
 	_, err = b.store.Retry(ctx, "t", rec.ID)
 	require.NoError(t, err)
-	done := b.waitState(t, rec.ID, queue.StateSucceeded, 20*time.Second)
+	done := b.waitState(t, rec.ID, store.StateSucceeded, 20*time.Second)
 	require.Equal(t, 2, done.Attempts)
 }
 
@@ -53,12 +53,12 @@ func TestRetentionRemovesFinishedJobs(t *testing.T) {
 	b := setup(t)
 	b.startWorker(t, time.Second)
 	ctx := context.Background()
-	rec, _, err := b.store.Create(ctx, queue.NewJob{
+	rec, _, err := b.store.Create(ctx, store.NewJob{
 		Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{"fail_times":1}`),
 		MaxAttempts: 2, Timeout: time.Minute,
 	})
 	require.NoError(t, err)
-	done := b.waitState(t, rec.ID, queue.StateSucceeded, 20*time.Second)
+	done := b.waitState(t, rec.ID, store.StateSucceeded, 20*time.Second)
 	require.WithinDuration(t, done.EndTime.Add(time.Second), done.ExpireTime, time.Millisecond)
 	for _, suffix := range []string{"", ":events", ":errors"} {
 		ttl, err := b.rdb.PTTL(ctx, "jobforge:job:{"+rec.ID+"}"+suffix).Result()
@@ -67,12 +67,12 @@ func TestRetentionRemovesFinishedJobs(t *testing.T) {
 	}
 	redistest.Eventually(t, 10*time.Second, func() bool {
 		_, err := b.store.Get(ctx, "t", rec.ID)
-		return err == queue.ErrNotFound
+		return err == store.ErrNotFound
 	}, "record expires after the retention")
 	n, err := b.rdb.Exists(ctx, "jobforge:job:{"+rec.ID+"}:events", "jobforge:job:{"+rec.ID+"}:errors").Result()
 	require.NoError(t, err)
 	require.Zero(t, n)
-	recs, _, err := b.store.List(ctx, queue.ListQuery{Tenant: "t", Limit: 10})
+	recs, _, err := b.store.List(ctx, store.ListQuery{Tenant: "t", Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, recs)
 	left, err := b.rdb.ZCard(ctx, "jobforge:index:{t}").Result()

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -17,79 +18,6 @@ func mustTime(t *testing.T, s string) time.Time {
 	v, err := time.Parse(time.RFC3339Nano, s)
 	require.NoError(t, err)
 	return v
-}
-
-func TestSpecPeriods(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, cron, tz string
-		anchor, now    string
-		window         time.Duration
-		wantLatest     string // "" = no period to create
-		wantNext       string
-	}{
-		{
-			name: "cron in a time zone (winter)", cron: "0 9 * * *", tz: "Europe/Berlin",
-			anchor: "2025-01-01T00:00:00Z", now: "2025-01-15T08:00:00.4Z", window: 5 * time.Minute,
-			wantLatest: "2025-01-15T08:00:00Z", wantNext: "2025-01-16T08:00:00Z",
-		},
-		{
-			name: "cron in a time zone (summer)", cron: "0 9 * * *", tz: "Europe/Berlin",
-			anchor: "2025-07-01T00:00:00Z", now: "2025-07-15T07:00:01Z", window: 5 * time.Minute,
-			wantLatest: "2025-07-15T07:00:00Z", wantNext: "2025-07-16T07:00:00Z",
-		},
-		{
-			name: "missed period older than the catch-up window is skipped", cron: "0 9 * * *", tz: "Europe/Berlin",
-			anchor: "2025-01-01T00:00:00Z", now: "2025-01-15T08:10:00Z", window: 5 * time.Minute,
-			wantNext: "2025-01-16T08:00:00Z",
-		},
-		{
-			name: "within a longer window only the latest missed period", cron: "*/5 * * * *",
-			anchor: "2025-01-01T00:00:00Z", now: "2025-01-15T08:17:00Z", window: time.Hour,
-			wantLatest: "2025-01-15T08:15:00Z", wantNext: "2025-01-15T08:20:00Z",
-		},
-		{
-			name: "no period before the schedule existed", cron: "*/5 * * * *",
-			anchor: "2025-01-15T08:15:30Z", now: "2025-01-15T08:17:00Z", window: time.Hour,
-			wantNext: "2025-01-15T08:20:00Z",
-		},
-		{
-			name: "descriptor", cron: "@hourly", tz: "Asia/Kolkata",
-			anchor: "2025-01-01T00:00:00Z", now: "2025-01-15T08:31:00Z", window: 5 * time.Minute,
-			wantLatest: "2025-01-15T08:30:00Z", wantNext: "2025-01-15T09:30:00Z",
-		},
-		{
-			name: "@every counts from the schedule's creation", cron: "@every 10s",
-			anchor: "2025-01-15T12:00:03.7Z", now: "2025-01-15T12:00:35Z", window: 5 * time.Minute,
-			wantLatest: "2025-01-15T12:00:33Z", wantNext: "2025-01-15T12:00:43Z",
-		},
-		{
-			name: "@every before its first period", cron: "@every 10s",
-			anchor: "2025-01-15T12:00:03.7Z", now: "2025-01-15T12:00:12.9Z", window: 5 * time.Minute,
-			wantNext: "2025-01-15T12:00:13Z",
-		},
-		{
-			name: "@every after a long outage: one period, the latest", cron: "@every 10s",
-			anchor: "2025-01-15T12:00:00Z", now: "2025-01-15T14:00:05Z", window: 5 * time.Minute,
-			wantLatest: "2025-01-15T14:00:00Z", wantNext: "2025-01-15T14:00:10Z",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			spec, err := ParseSpec(tt.cron, tt.tz)
-			require.NoError(t, err)
-			anchor, now := mustTime(t, tt.anchor), mustTime(t, tt.now)
-			p, ok := spec.latest(anchor, now, tt.window)
-			if tt.wantLatest == "" {
-				require.False(t, ok, "latest = %s", p)
-			} else {
-				require.True(t, ok)
-				require.Equal(t, mustTime(t, tt.wantLatest), p)
-			}
-			require.Equal(t, mustTime(t, tt.wantNext), spec.next(anchor, now))
-		})
-	}
 }
 
 func internalStore(t *testing.T) (*Store, func() *time.Time) {
@@ -104,8 +32,8 @@ func internalStore(t *testing.T) (*Store, func() *time.Time) {
 	return st, func() *time.Time { return clock }
 }
 
-func scheduleTemplate(tenant string) NewJob {
-	return NewJob{Tenant: tenant, Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute}
+func scheduleTemplate(tenant string) store.NewJob {
+	return store.NewJob{Tenant: tenant, Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute}
 }
 
 // After an outage, a scheduler creates the most recent missed period only,
@@ -115,7 +43,7 @@ func TestSchedulerCatchUpIsOnePeriod(t *testing.T) {
 	ctx := context.Background()
 	st, clock := internalStore(t)
 	*clock() = mustTime(t, "2025-01-15T12:00:00.5Z")
-	sc, err := st.CreateSchedule(ctx, Schedule{Tenant: "t1", Cron: "@every 10s", Job: scheduleTemplate("t1")})
+	sc, err := st.CreateSchedule(ctx, store.Schedule{Tenant: "t1", Cron: "@every 10s", Job: scheduleTemplate("t1")})
 	require.NoError(t, err)
 
 	// Down for an hour.
@@ -130,7 +58,7 @@ func TestSchedulerCatchUpIsOnePeriod(t *testing.T) {
 
 	// The job starts; a replica that sees the period later leaves it be
 	// (no second job, no new entry in the tenant's waiting set).
-	require.NoError(t, st.rdb.HSet(ctx, jobKey(ids[0]), fState, string(StateRunning)).Err())
+	require.NoError(t, st.rdb.HSet(ctx, jobKey(ids[0]), fState, string(store.StateRunning)).Err())
 	require.NoError(t, st.rdb.ZRem(ctx, waitingKey("t1"), ids[0]).Err())
 	NewScheduler(st, SchedulerOptions{}).tick(ctx)
 	require.Zero(t, st.rdb.ZCard(ctx, waitingKey("t1")).Val())
@@ -145,8 +73,8 @@ func TestSchedulerCatchUpIsOnePeriod(t *testing.T) {
 	require.Len(t, ids, 2)
 	rec, err := st.Get(ctx, "t1", ids[1])
 	require.NoError(t, err)
-	require.Equal(t, map[string]string{ScheduleLabel: sc.ID}, rec.Labels)
-	require.Equal(t, StatePending, rec.State)
+	require.Equal(t, map[string]string{store.ScheduleLabel: sc.ID}, rec.Labels)
+	require.Equal(t, store.StatePending, rec.State)
 }
 
 // A job's record and task are written in one step; a replica that sees the
@@ -156,7 +84,7 @@ func TestSchedulerCreatesJobAndTaskOnce(t *testing.T) {
 	ctx := context.Background()
 	st, clock := internalStore(t)
 	*clock() = mustTime(t, "2025-01-15T12:00:00.5Z")
-	sc, err := st.CreateSchedule(ctx, Schedule{Tenant: "t1", Cron: "@every 10s", Job: scheduleTemplate("t1")})
+	sc, err := st.CreateSchedule(ctx, store.Schedule{Tenant: "t1", Cron: "@every 10s", Job: scheduleTemplate("t1")})
 	require.NoError(t, err)
 	*clock() = mustTime(t, "2025-01-15T12:00:10.1Z")
 	NewScheduler(st, SchedulerOptions{}).tick(ctx)

@@ -11,55 +11,17 @@ import (
 
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 )
-
-func TestParseSpec(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, cron, tz string
-		wantField      string // "" = valid
-		wantText       string
-	}{
-		{name: "five fields", cron: "*/5 * * * *"},
-		{name: "descriptor", cron: "@daily", tz: "America/New_York"},
-		{name: "every", cron: "@every 1m30s"},
-		{name: "every one second", cron: "@every 1s"},
-		{name: "empty", cron: " ", wantField: "cron", wantText: "must not be empty"},
-		{name: "every below one second", cron: "@every 500ms", wantField: "cron", wantText: "at least 1s"},
-		{name: "every fractional", cron: "@every 1.5s", wantField: "cron", wantText: "whole number of seconds"},
-		{name: "every without duration", cron: "@every", wantField: "cron", wantText: "needs a duration"},
-		{name: "out of range", cron: "61 * * * *", wantField: "cron", wantText: "not a valid cron spec"},
-		{name: "seconds field", cron: "* * * * * *", wantField: "cron", wantText: "not a valid cron spec"},
-		{name: "unknown descriptor", cron: "@fortnightly", wantField: "cron", wantText: "not a valid cron spec"},
-		{name: "time zone in spec", cron: "CRON_TZ=UTC 0 * * * *", wantField: "cron", wantText: "time_zone"},
-		{name: "never matches", cron: "0 0 30 2 *", wantField: "cron", wantText: "never matches"},
-		{name: "unknown time zone", cron: "@hourly", tz: "Mars/Olympus_Mons", wantField: "time_zone", wantText: "unknown time zone"},
-		{name: "local time zone", cron: "@hourly", tz: "Local", wantField: "time_zone", wantText: "IANA"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := queue.ParseSpec(tt.cron, tt.tz)
-			if tt.wantField == "" {
-				require.NoError(t, err)
-				return
-			}
-			var se *queue.SpecError
-			require.ErrorAs(t, err, &se)
-			require.Equal(t, tt.wantField, se.Field)
-			require.Contains(t, se.Msg, tt.wantText)
-		})
-	}
-}
 
 func TestScheduleCRUD(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	tmpl := queue.NewJob{Type: "simulate", Queue: "default", Payload: []byte(`{"result":1}`), MaxAttempts: 2,
+	tmpl := store.NewJob{Type: "simulate", Queue: "default", Payload: []byte(`{"result":1}`), MaxAttempts: 2,
 		Timeout: time.Minute, Labels: map[string]string{"team": "data"},
-		RetryPolicy: queue.RetryPolicy{Initial: time.Second, Multiplier: 1.5}}
-	created, err := b.store.CreateSchedule(ctx, queue.Schedule{Tenant: "t1", Cron: "0 9 * * 1-5", TimeZone: "Europe/Berlin",
+		RetryPolicy: store.RetryPolicy{Initial: time.Second, Multiplier: 1.5}}
+	created, err := b.store.CreateSchedule(ctx, store.Schedule{Tenant: "t1", Cron: "0 9 * * 1-5", TimeZone: "Europe/Berlin",
 		Description: "weekday report", Job: tmpl, Delay: 3 * time.Second})
 	require.NoError(t, err)
 	require.NotEmpty(t, created.ID)
@@ -70,7 +32,7 @@ func TestScheduleCRUD(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 9, next.In(berlin).Hour())
 
-	other, err := b.store.CreateSchedule(ctx, queue.Schedule{Tenant: "t2", Cron: "@hourly", Job: tmpl})
+	other, err := b.store.CreateSchedule(ctx, store.Schedule{Tenant: "t2", Cron: "@hourly", Job: tmpl})
 	require.NoError(t, err)
 	require.Equal(t, "UTC", other.TimeZone, "default time zone")
 
@@ -91,18 +53,18 @@ func TestScheduleCRUD(t *testing.T) {
 	require.Equal(t, next, got.NextRun(time.Now()))
 
 	_, err = b.store.GetSchedule(ctx, "t2", created.ID)
-	require.ErrorIs(t, err, queue.ErrScheduleNotFound, "another tenant's schedule is invisible")
+	require.ErrorIs(t, err, store.ErrScheduleNotFound, "another tenant's schedule is invisible")
 
 	list, err := b.store.ListSchedules(ctx, "t1")
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.Equal(t, created.ID, list[0].ID)
 
-	require.ErrorIs(t, b.store.DeleteSchedule(ctx, "t2", created.ID), queue.ErrScheduleNotFound)
+	require.ErrorIs(t, b.store.DeleteSchedule(ctx, "t2", created.ID), store.ErrScheduleNotFound)
 	require.NoError(t, b.store.DeleteSchedule(ctx, "t1", created.ID))
-	require.ErrorIs(t, b.store.DeleteSchedule(ctx, "t1", created.ID), queue.ErrScheduleNotFound)
+	require.ErrorIs(t, b.store.DeleteSchedule(ctx, "t1", created.ID), store.ErrScheduleNotFound)
 	_, err = b.store.GetSchedule(ctx, "t1", created.ID)
-	require.ErrorIs(t, err, queue.ErrScheduleNotFound)
+	require.ErrorIs(t, err, store.ErrScheduleNotFound)
 	list, err = b.store.ListSchedules(ctx, "t2")
 	require.NoError(t, err)
 	require.Len(t, list, 1)
@@ -130,8 +92,8 @@ func TestSchedulerReplicasCreateOneJobPerPeriod(t *testing.T) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
 	st := stores[0]
-	sc, err := st.CreateSchedule(ctx, queue.Schedule{Tenant: "t1", Cron: "@every 1s",
-		Job: queue.NewJob{Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute}})
+	sc, err := st.CreateSchedule(ctx, store.Schedule{Tenant: "t1", Cron: "@every 1s",
+		Job: store.NewJob{Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute}})
 	require.NoError(t, err)
 	ids := func() []string {
 		ids, err := st.ScheduleJobIDs(ctx, "t1", sc.ID)
@@ -156,7 +118,7 @@ func TestSchedulerReplicasCreateOneJobPerPeriod(t *testing.T) {
 
 // periodsOf maps each job id of an "@every 1s" schedule to its period,
 // failing for an id that belongs to no period.
-func periodsOf(t *testing.T, sc *queue.Schedule, ids []string, until time.Time) []time.Time {
+func periodsOf(t *testing.T, sc *store.Schedule, ids []string, until time.Time) []time.Time {
 	t.Helper()
 	byID := map[string]time.Time{}
 	for p := sc.CreateTime.Truncate(time.Second).Add(time.Second); !p.After(until.Add(10 * time.Second)); p = p.Add(time.Second) {
@@ -182,7 +144,7 @@ func TestQueuesPauseResumeAndWorkers(t *testing.T) {
 
 	qs, err := b.store.Queues(ctx, []string{"cpu", "default", "never-used"})
 	require.NoError(t, err)
-	require.Equal(t, []queue.QueueInfo{{Name: "cpu"}, {Name: "default"}, {Name: "never-used"}}, qs, "queues nobody used report zeros")
+	require.Equal(t, []store.QueueInfo{{Name: "cpu"}, {Name: "default"}, {Name: "never-used"}}, qs, "queues nobody used report zeros")
 
 	// Pausing and resuming is idempotent, also for a queue asynq never saw.
 	for _, q := range []string{"default", "never-used"} {
@@ -192,7 +154,7 @@ func TestQueuesPauseResumeAndWorkers(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, qs[0].Paused, q)
 	}
-	_, _, err = b.store.Create(ctx, queue.NewJob{Tenant: "t1", Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+	_, _, err = b.store.Create(ctx, store.NewJob{Tenant: "t1", Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 	require.NoError(t, err)
 	b.startWorker(t, time.Hour)
 	qs, err = b.store.Queues(ctx, []string{"default"})
@@ -213,7 +175,7 @@ func TestQueuesPauseResumeAndWorkers(t *testing.T) {
 	// Each pool appears once its asynq server has written its first
 	// heartbeat, which asynq does on a goroutine of its own after Start
 	// returns: wait for both entries rather than read the list once.
-	var ws []queue.WorkerInfo
+	var ws []store.WorkerInfo
 	redistest.Eventually(t, 10*time.Second, func() bool {
 		var err error
 		ws, err = b.store.Workers(ctx)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"maps"
 	"time"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // SchedulerOptions configures a Scheduler.
@@ -83,7 +85,7 @@ func (s *Scheduler) tick(ctx context.Context) time.Duration {
 	live := make(map[string]bool, len(all))
 	for _, sc := range all {
 		live[sc.ID] = true
-		if p, ok := sc.spec.latest(sc.CreateTime, now, s.opts.CatchUp); ok && p.After(s.done[sc.ID]) {
+		if p, ok := sc.LatestRun(now, s.opts.CatchUp); ok && p.After(s.done[sc.ID]) {
 			if err := s.fire(ctx, sc, p); err != nil {
 				if ctx.Err() == nil {
 					s.log.ErrorContext(ctx, "scheduler: create job", "schedule_id", sc.ID, "period", p, "error", err)
@@ -102,7 +104,7 @@ func (s *Scheduler) tick(ctx context.Context) time.Duration {
 
 // fire creates the job of schedule sc for the period starting at p, unless
 // it exists already.
-func (s *Scheduler) fire(ctx context.Context, sc *Schedule, p time.Time) error {
+func (s *Scheduler) fire(ctx context.Context, sc *store.Schedule, p time.Time) error {
 	nj := sc.Job
 	nj.ID = ScheduleJobID(sc.ID, p)
 	nj.Tenant = sc.Tenant
@@ -110,7 +112,7 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, p time.Time) error {
 	if nj.Labels == nil {
 		nj.Labels = map[string]string{}
 	}
-	nj.Labels[ScheduleLabel] = sc.ID
+	nj.Labels[store.ScheduleLabel] = sc.ID
 	nj.IdempotencyKey, nj.RequestHash = "", ""
 	nj.ScheduleTime = time.Time{}
 	if sc.Delay > 0 {
@@ -119,7 +121,7 @@ func (s *Scheduler) fire(ctx context.Context, sc *Schedule, p time.Time) error {
 	// Usually another replica was first: Create then writes nothing and
 	// returns the job that replica created.
 	rec, existed, err := s.store.Create(ctx, nj)
-	var quota *QuotaError
+	var quota *store.QuotaError
 	if errors.As(err, &quota) {
 		// Retrying every tick would only repeat the warning: this period
 		// goes without its job, the next one tries again.

@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 // Store creates jobs and reads and changes their records. It is safe for
@@ -80,26 +82,6 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 	}
 }
 
-// NewJob is a validated create request.
-type NewJob struct {
-	// ID is normally empty (the store assigns a time-ordered id); callers
-	// that need exactly-once creation pass a deterministic one.
-	ID           string
-	Tenant       string
-	Type         string
-	Queue        string
-	Payload      json.RawMessage
-	Labels       map[string]string
-	MaxAttempts  int
-	Timeout      time.Duration
-	ScheduleTime time.Time
-	RetryPolicy  RetryPolicy
-	// IdempotencyKey and RequestHash make the create idempotent within the
-	// tenant: see Create.
-	IdempotencyKey string
-	RequestHash    string
-}
-
 // Create stores and enqueues a job in one round trip: createScript writes
 // the idempotency key, the record, its index and quota entries and the
 // asynq task together, so a crash at any point leaves either all of them or
@@ -109,7 +91,7 @@ type NewJob struct {
 // job; a later request with the same key and request hash gets the
 // original record and existed = true; with another hash it gets an
 // *IdempotencyConflictError.
-func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed bool, err error) {
+func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record, existed bool, err error) {
 	if nj.ID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -126,14 +108,14 @@ func (s *Store) Create(ctx context.Context, nj NewJob) (rec *Record, existed boo
 }
 
 // created turns the reply of createScript into Create's result.
-func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*Record, bool, error) {
+func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*store.Record, bool, error) {
 	res, err := cmd.Slice()
 	if err != nil || len(res) == 0 {
 		return nil, false, fmt.Errorf("write job: %w", cmp.Or(err, errors.New("empty reply")))
 	}
 	switch code, _ := res[0].(int64); code {
 	case 1:
-		if w.rec.State != StateScheduled {
+		if w.rec.State != store.StateScheduled {
 			s.wakeups.add(w.rec.Queue)
 		}
 		s.metrics.JobCreated(w.rec.Type, w.rec.Queue)
@@ -148,7 +130,7 @@ func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*Reco
 		prev, _ := res[1].(string)
 		prevID, prevHash, _ := strings.Cut(prev, " ")
 		if prevHash != w.nj.RequestHash {
-			return nil, false, &IdempotencyConflictError{Key: w.nj.IdempotencyKey, JobID: prevID}
+			return nil, false, &store.IdempotencyConflictError{Key: w.nj.IdempotencyKey, JobID: prevID}
 		}
 		// The key and its job were written together: the job exists unless
 		// its retention ran out before the key's window.
@@ -158,7 +140,7 @@ func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*Reco
 		}
 		return existing, true, nil
 	case 3:
-		return nil, false, &QuotaError{Limit: s.maxWaiting}
+		return nil, false, &store.QuotaError{Limit: s.maxWaiting}
 	default:
 		return nil, false, fmt.Errorf("write job: an asynq task with id %s exists without a job record", w.rec.ID)
 	}
@@ -171,13 +153,13 @@ func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) erro
 // jobWrite is one createScript call: a new job's record, its fields and
 // the keys and arguments of the script.
 type jobWrite struct {
-	nj   NewJob
-	rec  *Record
+	nj   store.NewJob
+	rec  *store.Record
 	keys []string
 	args []any
 }
 
-func (s *Store) newWrite(ctx context.Context, nj NewJob) *jobWrite {
+func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 	rec, fields := s.newRecord(nj)
 	task := s.task(ctx, rec)
 	idemKeyName, idemVal := jobKey(rec.ID), ""
@@ -185,7 +167,7 @@ func (s *Store) newWrite(ctx context.Context, nj NewJob) *jobWrite {
 		idemKeyName, idemVal = idemKey(nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
 	}
 	taskList, processAt := asynqPendingKey(rec.Queue), ""
-	if rec.State == StateScheduled {
+	if rec.State == store.StateScheduled {
 		// asynq schedules with whole-second precision and may release a
 		// task up to a second early; the worker holds it until the exact
 		// time in its header, so jobs start on time.
@@ -208,14 +190,14 @@ func (w *jobWrite) run(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
 
 // newRecord builds the record of a new job and its hash fields (without
 // tenant, which the create script writes).
-func (s *Store) newRecord(nj NewJob) (*Record, []any) {
+func (s *Store) newRecord(nj store.NewJob) (*store.Record, []any) {
 	now := s.now().UTC().Truncate(time.Microsecond)
-	rec := &Record{
+	rec := &store.Record{
 		ID:             nj.ID,
 		Tenant:         nj.Tenant,
 		Type:           nj.Type,
 		Queue:          nj.Queue,
-		State:          StatePending,
+		State:          store.StatePending,
 		Payload:        nj.Payload,
 		Labels:         nj.Labels,
 		MaxAttempts:    nj.MaxAttempts,
@@ -226,7 +208,7 @@ func (s *Store) newRecord(nj NewJob) (*Record, []any) {
 		UpdateTime:     now,
 	}
 	if nj.ScheduleTime.After(now) {
-		rec.State = StateScheduled
+		rec.State = store.StateScheduled
 		rec.ScheduleTime = nj.ScheduleTime.UTC().Truncate(time.Microsecond)
 	}
 	fields := []any{
@@ -248,7 +230,7 @@ func (s *Store) newRecord(nj NewJob) (*Record, []any) {
 		fields = append(fields, fLabels, string(b))
 	}
 	if !rec.RetryPolicy.IsZero() {
-		fields = append(fields, fRetry, rec.RetryPolicy.encode())
+		fields = append(fields, fRetry, rec.RetryPolicy.String())
 	}
 	if rec.IdempotencyKey != "" {
 		fields = append(fields, fIdemKey, rec.IdempotencyKey)
@@ -265,15 +247,15 @@ const asynqRetryBudget = 1000
 
 // task builds the asynq task of a record. Its headers carry ctx's trace
 // context to the worker (see observe.go).
-func (s *Store) task(ctx context.Context, rec *Record) asynqTask {
+func (s *Store) task(ctx context.Context, rec *store.Record) asynqTask {
 	headers := map[string]string{
 		headerTimeout: strconv.FormatInt(rec.Timeout.Milliseconds(), 10),
 		headerTenant:  rec.Tenant,
 	}
 	if !rec.RetryPolicy.IsZero() {
-		headers[headerRetry] = rec.RetryPolicy.encode()
+		headers[headerRetry] = rec.RetryPolicy.String()
 	}
-	if rec.State == StateScheduled {
+	if rec.State == store.StateScheduled {
 		headers[headerNotBefore] = strconv.FormatInt(rec.ScheduleTime.UnixMicro(), 10)
 	}
 	annotateTask(ctx, headers, rec.ScheduleTime, s.now())
@@ -291,19 +273,12 @@ func (s *Store) task(ctx context.Context, rec *Record) asynqTask {
 	}
 }
 
-// CreateResult is the outcome of one item of CreateMany.
-type CreateResult struct {
-	Record  *Record
-	Existed bool
-	Err     error
-}
-
 // CreateMany creates jobs in one round trip: one createScript call per
 // job, pipelined, so each job is written whole or not at all. With atomic,
 // a failure of any item removes the jobs already created and every item
 // reports an error.
-func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []CreateResult {
-	results := make([]CreateResult, len(jobs))
+func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool) []store.CreateResult {
+	results := make([]store.CreateResult, len(jobs))
 	writes := make([]*jobWrite, len(jobs))
 	for i, nj := range jobs {
 		if nj.ID == "" {
@@ -331,7 +306,7 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 			results[i].Err = fmt.Errorf("write jobs: %w", err)
 		default:
 			rec, existed, err := s.created(ctx, w, cmds[i])
-			results[i] = CreateResult{Record: rec, Existed: existed, Err: err}
+			results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
 		}
 	}
 	if !atomic {
@@ -347,13 +322,13 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 	if failed == nil {
 		return results
 	}
-	var undo []*Record
+	var undo []*store.Record
 	for i, r := range results {
 		if r.Record != nil && !r.Existed {
 			undo = append(undo, r.Record)
 		}
 		if r.Err == nil {
-			results[i] = CreateResult{Err: fmt.Errorf("not created: another item failed: %w", failed)}
+			results[i] = store.CreateResult{Err: fmt.Errorf("not created: another item failed: %w", failed)}
 		}
 	}
 	s.remove(context.WithoutCancel(ctx), undo...)
@@ -363,7 +338,7 @@ func (s *Store) CreateMany(ctx context.Context, jobs []NewJob, atomic bool) []Cr
 // remove deletes jobs that were created but must not be (the rest of an
 // all-or-nothing batch failed): records, events, index and quota entries,
 // idempotency keys and tasks, in one round trip.
-func (s *Store) remove(ctx context.Context, recs ...*Record) {
+func (s *Store) remove(ctx context.Context, recs ...*store.Record) {
 	if len(recs) == 0 {
 		return
 	}
@@ -386,7 +361,7 @@ func (s *Store) remove(ctx context.Context, recs ...*Record) {
 
 // Get returns the record of job id of tenant, or ErrNotFound (also for
 // another tenant's job, so ids cannot be probed).
-func (s *Store) Get(ctx context.Context, tenant, id string) (*Record, error) {
+func (s *Store) Get(ctx context.Context, tenant, id string) (*store.Record, error) {
 	pipe := s.rdb.Pipeline()
 	hget := pipe.HGetAll(ctx, jobKey(id))
 	errs := pipe.LRange(ctx, errorsKey(id), 0, -1)
@@ -395,7 +370,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Record, error) {
 	}
 	h := hget.Val()
 	if len(h) == 0 || h[fTenant] != tenant {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return decodeRecord(id, h, errs.Val(), s.now())
 }
@@ -404,21 +379,21 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Record, error) {
 // at once and its task removed; for a RUNNING job the record is CANCELLED
 // and the worker running it is told to stop the handler. A finished job
 // gives a *StateError.
-func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*Record, error) {
+func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*store.Record, error) {
 	now := s.now()
 	retention := max(int64(s.retention/time.Second), 1)
 	res, err := cancelScript.Run(ctx, s.rdb, jobKeys(id), tenant, micros(now), retention,
 		micros(now.Add(time.Duration(retention)*time.Second)), reason, by).Slice()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cancel job: %w", err)
 	}
 	ok, _ := res[0].(int64)
-	prev := State(fmt.Sprint(res[1]))
+	prev := store.State(fmt.Sprint(res[1]))
 	if ok == 0 {
-		return nil, &StateError{Op: "cancel", State: prev}
+		return nil, &store.StateError{Op: "cancel", State: prev}
 	}
 	if err := s.rdb.ZRem(ctx, waitingKey(tenant), id).Err(); err != nil {
 		s.log.WarnContext(ctx, "remove cancelled job from waiting set", "job_id", id, "error", err)
@@ -428,7 +403,7 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*Rec
 		return nil, err
 	}
 	s.metrics.JobCancelled(rec.Type, rec.Queue)
-	if prev == StateRunning {
+	if prev == store.StateRunning {
 		if err := s.rdb.Publish(ctx, cancelChannel, id).Err(); err != nil {
 			// Workers also poll the state of their running jobs.
 			s.log.WarnContext(ctx, "publish cancellation", "job_id", id, "error", err)
@@ -445,15 +420,15 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*Rec
 // Retry runs a FAILED or CANCELLED job again with the same id and a fresh
 // attempt budget; attempt errors are kept. The record and the job's new
 // task are written in one step. Other states give *StateError.
-func (s *Store) Retry(ctx context.Context, tenant, id string) (*Record, error) {
+func (s *Store) Retry(ctx context.Context, tenant, id string) (*store.Record, error) {
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
-	if rec.State != StateFailed && rec.State != StateCancelled {
-		return nil, &StateError{Op: "retry", State: rec.State}
+	if rec.State != store.StateFailed && rec.State != store.StateCancelled {
+		return nil, &store.StateError{Op: "retry", State: rec.State}
 	}
-	rec.State, rec.ScheduleTime = StatePending, time.Time{}
+	rec.State, rec.ScheduleTime = store.StatePending, time.Time{}
 	now := s.now()
 	task := s.task(ctx, rec)
 	q := rec.Queue
@@ -462,14 +437,14 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (*Record, error) {
 		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q), asynqAllQueues,
 	}, tenant, micros(now), task.encode(), id, q, asynqPendingSince(now)).Slice()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("retry job: %w", err)
 	}
 	ok, _ := res[0].(int64)
 	if ok == 0 {
-		return nil, &StateError{Op: "retry", State: State(fmt.Sprint(res[1]))}
+		return nil, &store.StateError{Op: "retry", State: store.State(fmt.Sprint(res[1]))}
 	}
 	s.wakeups.add(q)
 	return s.Get(ctx, tenant, id)

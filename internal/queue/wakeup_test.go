@@ -10,6 +10,7 @@ import (
 
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 	"github.com/jobforge/jobforge/jobs/builtin"
 )
@@ -24,7 +25,7 @@ func TestIdleWorkerWakesUpForNewJobs(t *testing.T) {
 	rdb, err := queue.Connect(ctx, redistest.NewDB(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rdb.Close() })
-	store := queue.NewStore(rdb, testLogger(t))
+	st := queue.NewStore(rdb, testLogger(t))
 	reg, err := jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 
@@ -41,20 +42,20 @@ func TestIdleWorkerWakesUpForNewJobs(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // both queues found empty: the check is held
 
 	for _, q := range []string{"default", "low"} {
-		rec, _, err := store.Create(ctx, queue.NewJob{Tenant: "t", Type: "simulate", Queue: q, Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+		rec, _, err := st.Create(ctx, store.NewJob{Tenant: "t", Type: "simulate", Queue: q, Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute})
 		require.NoError(t, err)
 		redistest.Eventually(t, 10*time.Second, func() bool {
-			r, err := store.Get(ctx, "t", rec.ID)
-			return err == nil && r.State == queue.StateSucceeded
+			r, err := st.Get(ctx, "t", rec.ID)
+			return err == nil && r.State == store.StateSucceeded
 		}, "job on queue %s ran without waiting for the poll interval", q)
 	}
 
-	rec, _, err := store.Create(ctx, queue.NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`),
+	rec, _, err := st.Create(ctx, store.NewJob{Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`),
 		MaxAttempts: 1, Timeout: time.Minute, ScheduleTime: time.Now().Add(300 * time.Millisecond)})
 	require.NoError(t, err)
 	redistest.Eventually(t, 10*time.Second, func() bool {
-		r, err := store.Get(ctx, "t", rec.ID)
-		return err == nil && r.State == queue.StateSucceeded
+		r, err := st.Get(ctx, "t", rec.ID)
+		return err == nil && r.State == store.StateSucceeded
 	}, "scheduled job ran without waiting for the poll interval")
 
 	done := make(chan struct{})

@@ -10,30 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
-
-// EventKind says what an Event reports.
-type EventKind int
-
-// Event kinds.
-const (
-	EventSnapshot EventKind = iota + 1
-	EventState
-	EventProgress
-)
-
-// Event is one entry of a job's event stream.
-type Event struct {
-	ID       string // stream entry id; increasing
-	Kind     EventKind
-	Time     time.Time
-	State    State
-	Attempt  int
-	Progress Progress
-	Result   json.RawMessage
-	Error    *AttemptError
-	Snapshot *Record // EventSnapshot only
-}
 
 // watchBlock bounds one blocking read, so a cancelled watcher is noticed.
 const watchBlock = time.Second
@@ -43,9 +22,6 @@ const watchBlock = time.Second
 // on its event stream, so watches get their own connection pool rather
 // than starving the shared one.
 const DefaultMaxWatchers = 1000
-
-// ErrTooManyWatchers is returned when the store's watch limit is reached.
-var ErrTooManyWatchers = errors.New("too many concurrent watches on this server; retry later")
 
 type watchPool struct {
 	once sync.Once
@@ -80,7 +56,7 @@ func (s *Store) Close() error {
 // returns an error, or ctx is done. Without after it first sends a snapshot
 // of the current record, whose ID is the last event it already reflects;
 // with after it sends only the events that follow that id.
-func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Event) error) error {
+func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(store.Event) error) error {
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {
 		return err
@@ -90,7 +66,7 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 	case sem <- struct{}{}:
 		defer func() { <-sem }()
 	default:
-		return ErrTooManyWatchers
+		return store.ErrTooManyWatchers
 	}
 	key := eventsKey(id)
 	if after == "" {
@@ -103,7 +79,7 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 			return fmt.Errorf("read job snapshot: %w", err)
 		}
 		if len(hget.Val()) == 0 {
-			return ErrNotFound
+			return store.ErrNotFound
 		}
 		rec, err = decodeRecord(id, hget.Val(), errs.Val(), s.now())
 		if err != nil {
@@ -113,7 +89,7 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 		if msgs := last.Val(); len(msgs) > 0 {
 			after = msgs[0].ID
 		}
-		if err := fn(Event{ID: after, Kind: EventSnapshot, Time: rec.UpdateTime, State: rec.State, Attempt: rec.Attempts, Snapshot: rec}); err != nil {
+		if err := fn(store.Event{ID: after, Kind: store.EventSnapshot, Time: rec.UpdateTime, State: rec.State, Attempt: rec.Attempts, Snapshot: rec}); err != nil {
 			return err
 		}
 		if rec.State.Terminal() {
@@ -131,12 +107,12 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 			// resume after the last event of a finished job).
 			st, err := s.rdb.HGet(ctx, jobKey(id), fState).Result()
 			if errors.Is(err, redis.Nil) {
-				return ErrNotFound
+				return store.ErrNotFound
 			}
 			if err != nil {
 				return fmt.Errorf("watch job: %w", err)
 			}
-			if State(st).Terminal() {
+			if store.State(st).Terminal() {
 				// The terminal event may have been added since the read.
 				rest, err := s.rdb.XRange(ctx, key, "("+after, "+").Result()
 				if err != nil {
@@ -164,7 +140,7 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 				if err := fn(ev); err != nil {
 					return err
 				}
-				if ev.Kind == EventState && ev.State.Terminal() {
+				if ev.Kind == store.EventState && ev.State.Terminal() {
 					return nil
 				}
 			}
@@ -172,25 +148,25 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(Eve
 	}
 }
 
-func decodeEvent(m redis.XMessage) Event {
+func decodeEvent(m redis.XMessage) store.Event {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	ev := Event{ID: m.ID, Time: parseMicros(str("t")), State: State(str("s"))}
+	ev := store.Event{ID: m.ID, Time: parseMicros(str("t")), State: store.State(str("s"))}
 	ev.Attempt, _ = strconv.Atoi(str("a"))
 	switch str("k") {
 	case "P":
-		ev.Kind = EventProgress
-		ev.State = StateRunning
+		ev.Kind = store.EventProgress
+		ev.State = store.StateRunning
 		ev.Progress.Percent, _ = strconv.Atoi(str("p"))
 		ev.Progress.Message = str("m")
 		ev.Progress.UpdateTime = ev.Time
 	default:
-		ev.Kind = EventState
+		ev.Kind = store.EventState
 	}
 	if r := str("r"); r != "" {
 		ev.Result = json.RawMessage(r)
 	}
 	if e := str("e"); e != "" {
-		var ae AttemptError
+		var ae store.AttemptError
 		if json.Unmarshal([]byte(e), &ae) == nil {
 			ev.Error = &ae
 		}

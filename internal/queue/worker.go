@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 )
 
@@ -156,9 +157,9 @@ func (w *Worker) retryDelay(n int, _ error, t *asynq.Task) time.Duration {
 	if w.opts.Backoff != nil {
 		return w.opts.Backoff(n + 1)
 	}
-	var p RetryPolicy
+	var p store.RetryPolicy
 	if h := t.Headers()[headerRetry]; h != "" {
-		if parsed, err := parseRetryPolicy(h); err == nil {
+		if parsed, err := store.ParseRetryPolicy(h); err == nil {
 			p = parsed
 		}
 	}
@@ -264,7 +265,7 @@ func (w *Worker) checkCancellations(ctx context.Context) {
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
-		if c.Val() == string(StateCancelled) {
+		if c.Val() == string(store.StateCancelled) {
 			w.cancelRunning(ids[i])
 		}
 	}
@@ -309,7 +310,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		// good rather than retrying on a worker that cannot help.
 		log.Log(ctx, slog.LevelError, "job type not registered on this worker")
 		if _, err := w.start(ctx, keys, t.Headers()[headerTenant], id); err == nil {
-			w.finish(ctx, log, keys, StateFailed, nil, &AttemptError{
+			w.finish(ctx, log, keys, store.StateFailed, nil, &store.AttemptError{
 				Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: 1, Permanent: true,
 			})
 		}
@@ -337,7 +338,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		// The job is still PENDING; asynq brings the task back.
 		return fmt.Errorf("mark job running: %w", err)
-	case st.state != StateRunning:
+	case st.state != store.StateRunning:
 		log.Log(ctx, slog.LevelInfo, "job already finished; skipping task", "state", st.state)
 		return nil
 	}
@@ -369,7 +370,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	job := jobs.NewJob(id, t.Type(), attempt, maxAttempts, rep)
 	result, herr := w.run(runCtx, log, typ, job, t.Payload())
 	if herr == nil {
-		w.finish(ctx, log, keys, StateSucceeded, result, nil)
+		w.finish(ctx, log, keys, store.StateSucceeded, result, nil)
 		log.Log(ctx, slog.LevelInfo, "job succeeded", "duration", w.now().Sub(started))
 		return nil
 	}
@@ -396,15 +397,15 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		return errInterrupted
 	}
 	permanent := jobs.IsPermanent(herr)
-	state := StateRetrying
+	state := store.StateRetrying
 	if permanent || attempt >= maxAttempts {
-		state = StateFailed
+		state = store.StateFailed
 	}
-	if w.finish(ctx, log, keys, state, nil, &AttemptError{Message: msg, Attempt: attempt, Permanent: permanent}) == "FENCED" {
+	if w.finish(ctx, log, keys, state, nil, &store.AttemptError{Message: msg, Attempt: attempt, Permanent: permanent}) == "FENCED" {
 		return nil
 	}
 	log.Log(ctx, slog.LevelWarn, "job attempt failed", "state", state, "error", msg)
-	if state == StateFailed {
+	if state == store.StateFailed {
 		// jobforge, not asynq, decides when attempts are used up (asynq's
 		// retry budget is asynqRetryBudget): archive the task.
 		return fmt.Errorf("%w: %w", asynq.SkipRetry, herr)
@@ -426,7 +427,7 @@ func (w *Worker) run(ctx context.Context, log jobLogger, typ *jobs.Type, job *jo
 
 // started is what startScript says about an attempt.
 type started struct {
-	state       State
+	state       store.State
 	attempt     int // counting every attempt since the job was created
 	base        int // attempts before the last :retry
 	maxAttempts int // allowed since the last :retry
@@ -454,7 +455,7 @@ func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) (s
 	if err != nil {
 		return started{}, err
 	}
-	st := started{state: State(fmt.Sprint(v[0]))}
+	st := started{state: store.State(fmt.Sprint(v[0]))}
 	if len(v) == 4 {
 		a, _ := v[1].(int64)
 		b, _ := v[2].(int64)
@@ -488,7 +489,7 @@ func (w *Worker) retryWrite(ctx context.Context, bound time.Duration, write func
 // retries through Redis blips for up to a minute: an outcome that is not
 // recorded would make the job run again. It returns the state the script
 // reported ("FENCED" when another worker holds the job now).
-func (w *Worker) finish(ctx context.Context, log jobLogger, keys []string, state State, result json.RawMessage, aerr *AttemptError) string {
+func (w *Worker) finish(ctx context.Context, log jobLogger, keys []string, state store.State, result json.RawMessage, aerr *store.AttemptError) string {
 	ctx = context.WithoutCancel(ctx)
 	var errJSON []byte
 	retention := max(int64(w.opts.Retention/time.Second), 1)
@@ -526,7 +527,7 @@ func (w *Worker) interrupt(log jobLogger, keys []string, attempt int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	now := w.now()
-	e, _ := json.Marshal(AttemptError{
+	e, _ := json.Marshal(store.AttemptError{
 		Message: fmt.Sprintf("attempt interrupted: worker %s shut down before the handler finished; the job was put back in its queue", w.id),
 		Attempt: attempt, Time: now.UTC(), Lost: true,
 	})
