@@ -29,12 +29,12 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## Run the whole system: API + in-process worker (embedded store unless REDIS_URL is set).
-	$(GO) run ./cmd/api -dev
+run: ## Run the whole system in one process: API + in-process worker (embedded store unless REDIS_URL is set).
+	$(GO) run ./cmd/jobforge-dev
 
 .PHONY: build
-build: ## Build bin/api, bin/worker, bin/jobctl.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/jobctl
+build: ## Build bin/api, bin/worker, bin/jobforge-dev, bin/jobctl.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/jobforge-dev ./cmd/jobctl
 
 .PHONY: deps
 deps: ## Install the system packages tests need (redis-server, protoc, chromium) when missing.

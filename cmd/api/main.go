@@ -1,7 +1,10 @@
-// Command api serves jobforge's JobService over gRPC and REST.
+// Command api serves jobforge's JobService over gRPC and REST. It has no
+// job code: it validates jobs against the catalogue of job types that
+// workers publish, so a new job type needs a new worker, never a new API.
 //
-// With -dev it also runs a worker in-process and, when REDIS_URL is unset,
-// an embedded in-memory store: `make run`. `api keygen` creates API keys.
+// With -dev and no REDIS_URL it runs an embedded in-memory store (and a
+// dev API key), but no worker: `make run` runs cmd/jobforge-dev, which
+// adds an in-process worker. `api keygen` creates API keys.
 package main
 
 import (
@@ -36,5 +39,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	return app.RunAPI(ctx, cfg, cfg.Logger(stderr), stdout)
+	return app.RunAPI(ctx, cfg, cfg.Logger(stderr), stdout, nil)
 }

@@ -136,7 +136,7 @@ func TestBadRequests(t *testing.T) {
 		{"missing type", `{"payload":{}}`, "job.type", "must be at least 1 characters"},
 		{"unknown type", `{"type":"nope"}`, "job.type", `unknown job type "nope"`},
 		{"bad type name", `{"type":"Nope!"}`, "job.type", "does not match regex"},
-		{"payload missing field", `{"type":"primes","payload":{}}`, "job.payload.limit", "must be between 2 and"},
+		{"payload missing field", `{"type":"primes","payload":{}}`, "job.payload.limit", "required"},
 		{"payload wrong type", `{"type":"primes","payload":{"limit":"lots"}}`, "job.payload.limit", "must be an integer"},
 		{"payload unknown field", `{"type":"primes","payload":{"limit":10,"x":1}}`, "job.payload.x", "unknown field"},
 		{"unknown queue", `{"type":"primes","payload":{"limit":10},"queue":"nowhere"}`, "job.queue", `unknown queue "nowhere"`},
@@ -230,7 +230,7 @@ func TestNotFound(t *testing.T) {
 
 func TestRedisDownIsUnavailableWithoutLeakingDetails(t *testing.T) {
 	t.Parallel()
-	srv := redistest.NewServer(t)
+	srv := redistest.NewServer(t, redistest.Durable()) // Redis as production runs it: the catalogue survives
 	b := setup(t, srv.URL(0))
 	srv.Stop()
 

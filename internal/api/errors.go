@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/store"
 )
 
@@ -30,7 +29,15 @@ const (
 	reasonIdempotency     = "IDEMPOTENCY_KEY_REUSED"
 	reasonUnavailable     = "BACKEND_UNAVAILABLE"
 	reasonInternal        = "INTERNAL"
+	// reasonInvalidSchema: the job type's published payload schema does
+	// not compile, so no payload can be accepted until its worker is fixed.
+	reasonInvalidSchema = "JOB_TYPE_SCHEMA_INVALID"
 )
+
+// failedPrecondition is a FAILED_PRECONDITION status with ErrorInfo.
+func failedPrecondition(reason, msg string) error {
+	return withDetails(codes.FailedPrecondition, msg, &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
+}
 
 type fieldViolation = errdetails.BadRequest_FieldViolation
 
@@ -111,7 +118,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "request deadline exceeded")
-	case queue.IsUnavailable(err):
+	case errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "backend unavailable", "method", method, "error", err)
 		return withDetails(codes.Unavailable, "job store temporarily unavailable; retry shortly",
 			&errdetails.ErrorInfo{Reason: reasonUnavailable, Domain: errorDomain},

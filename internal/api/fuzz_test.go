@@ -13,6 +13,7 @@ import (
 	"buf.build/go/protovalidate"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/internal/catalog"
 	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 	"github.com/jobforge/jobforge/jobs/builtin"
@@ -43,7 +44,13 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc := NewService(nil, reg, []string{"cpu", "default"}, []byte("k"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// The API validates with the published JSON Schema; whatever it
+	// accepts, the worker's own decoding must accept too.
+	cat, err := catalog.Static("fuzz", builtin.Types()...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc := NewService(nil, catalog.Fixed{Catalog: cat}, []string{"cpu", "default"}, []byte("k"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	v, err := protovalidate.New()
 	if err != nil {
 		f.Fatal(err)

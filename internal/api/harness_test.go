@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jobforge/jobforge/internal/api"
+	"github.com/jobforge/jobforge/internal/catalog"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
 	"github.com/jobforge/jobforge/jobs/builtin"
@@ -41,8 +42,20 @@ func newStack(t *testing.T, redisURL string, storeOpts ...queue.StoreOptions) *s
 	s.reg, err = jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 	s.store = queue.NewStore(s.rdb, s.log, storeOpts...)
-	s.svc = api.NewService(s.store, s.reg, testQueues, []byte("test-key"), s.log)
+	s.svc = api.NewService(s.store, publishedCatalog(t, s.rdb, s.reg), testQueues, []byte("test-key"), s.log)
 	return s
+}
+
+// publishedCatalog publishes the types of reg to Redis, as a worker does
+// when it starts, and returns the API's view of the catalogue there.
+func publishedCatalog(t *testing.T, rdb queue.Client, reg *jobs.Registry) api.Catalog {
+	t.Helper()
+	var entries []catalog.Entry
+	for _, typ := range reg.Types() {
+		entries = append(entries, catalog.EntryOf(typ))
+	}
+	require.NoError(t, queue.PublishCatalog(context.Background(), rdb, entries))
+	return catalog.NewCache(queue.CatalogSource(rdb), catalog.CacheOptions{})
 }
 
 // serve runs an API server on loopback ports until the test ends; opts

@@ -72,7 +72,7 @@ func startOpStack(t *testing.T, redisURL string, opts opStackOptions) *opStack {
 	types, err := jobs.NewRegistry(builtin.Types()...)
 	require.NoError(t, err)
 	store := queue.NewStore(rdb, log, queue.StoreOptions{Metrics: metrics})
-	svc := api.NewService(store, types, []string{"critical", "default", "cpu"}, []byte("test-key"), log)
+	svc := api.NewService(store, publishedCatalog(t, rdb, types), []string{"critical", "default", "cpu"}, []byte("test-key"), log)
 	srv, err := api.NewServer(api.Options{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
 		Ready: store.Ping, Logger: log, Auth: opts.auth,

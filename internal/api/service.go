@@ -24,19 +24,18 @@ import (
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 	"github.com/jobforge/jobforge/internal/auth"
+	"github.com/jobforge/jobforge/internal/catalog"
 	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 )
 
-// Store is what the service needs from the queue layer.
-type Store interface {
-	Create(ctx context.Context, nj store.NewJob) (*store.Record, bool, error)
-	CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool) []store.CreateResult
-	Get(ctx context.Context, tenant, id string) (*store.Record, error)
-	Cancel(ctx context.Context, tenant, id, reason, by string) (*store.Record, error)
-	Retry(ctx context.Context, tenant, id string) (*store.Record, error)
-	List(ctx context.Context, q store.ListQuery) ([]*store.Record, *store.Cursor, error)
-	Watch(ctx context.Context, tenant, id, after string, fn func(store.Event) error) error
+// Catalog is the job-type catalogue that workers publish (catalog.Cache).
+type Catalog interface {
+	// Get returns the current catalogue.
+	Get(ctx context.Context) (*catalog.Catalog, error)
+	// Lookup returns the named type (nil when unknown) and the catalogue
+	// it was looked up in.
+	Lookup(ctx context.Context, name string) (*catalog.Type, *catalog.Catalog, error)
 }
 
 // Scheduling bounds. A schedule time up to maxSchedulePast in the past is
@@ -76,21 +75,21 @@ func principalOf(ctx context.Context) string {
 type Service struct {
 	jobforgev1.UnimplementedJobServiceServer
 
-	store  Store
-	reg    *jobs.Registry
-	queues []string // sorted
-	tokens pageTokens
-	log    *slog.Logger
-	now    func() time.Time
+	store   store.JobStore
+	catalog Catalog
+	queues  []string // sorted
+	tokens  pageTokens
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // NewService returns the JobService implementation. queues are the queue
 // names workers read; a job may only be put on one of them. pageTokenKey
 // signs ListJobs page tokens and must be the same on every API replica.
-func NewService(store Store, reg *jobs.Registry, queues []string, pageTokenKey []byte, log *slog.Logger) *Service {
+func NewService(store store.JobStore, types Catalog, queues []string, pageTokenKey []byte, log *slog.Logger) *Service {
 	q := slices.Clone(queues)
 	slices.Sort(q)
-	return &Service{store: store, reg: reg, queues: q, tokens: pageTokens{key: pageTokenKey}, log: log, now: time.Now}
+	return &Service{store: store, catalog: types, queues: q, tokens: pageTokens{key: pageTokenKey}, log: log, now: time.Now}
 }
 
 // CreateJob implements JobService.CreateJob.
@@ -133,29 +132,41 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 	if p := auth.FromContext(ctx); p != nil && !p.AllowsType(auth.ScopeJobsWrite, j.GetType()) {
 		return store.NewJob{}, permissionDenied(auth.ScopeJobsWrite + ":" + j.GetType())
 	}
-	typ, ok := s.reg.Lookup(j.GetType())
-	if !ok {
-		return store.NewJob{}, invalidArgument(violation(field+".type",
-			"unknown job type %q; registered types: %s (see GET /v1/jobTypes)", j.GetType(), strings.Join(s.typeNames(), ", ")))
+	typ, cat, err := s.catalog.Lookup(ctx, j.GetType())
+	if err != nil {
+		return store.NewJob{}, err
 	}
-	payload := json.RawMessage("{}")
+	if typ == nil {
+		known := "none yet (no worker has published a job type)"
+		if names := cat.Names(); len(names) > 0 {
+			known = strings.Join(names, ", ")
+		}
+		return store.NewJob{}, invalidArgument(violation(field+".type",
+			"unknown job type %q; known types: %s (see GET /v1/jobTypes)", j.GetType(), known))
+	}
+	payload, value := json.RawMessage("{}"), any(map[string]any{})
 	if j.GetPayload() != nil {
-		b, err := json.Marshal(j.GetPayload().AsMap())
+		m := j.GetPayload().AsMap()
+		b, err := json.Marshal(m)
 		if err != nil {
 			return store.NewJob{}, invalidArgument(violation(field+".payload", "cannot encode payload: %v", err))
 		}
-		payload = b
+		payload, value = b, m
 	}
-	if max := typ.MaxPayloadBytes(); len(payload) > max {
+	if max := typ.MaxPayloadBytes; len(payload) > max {
 		return store.NewJob{}, invalidArgument(violation(field+".payload",
-			"payload is %d bytes of JSON; job type %q accepts at most %d", len(payload), typ.Name(), max))
+			"payload is %d bytes of JSON; job type %q accepts at most %d", len(payload), typ.Name, max))
 	}
-	if err := typ.Validate(payload); err != nil {
+	if err := typ.Validate(value); err != nil {
+		if errors.Is(err, catalog.ErrInvalidSchema) {
+			return store.NewJob{}, failedPrecondition(reasonInvalidSchema,
+				fmt.Sprintf("job type %q is published with a payload schema that does not compile; fix its worker", typ.Name))
+		}
 		return store.NewJob{}, payloadError(field, err)
 	}
 	nj := store.NewJob{
 		Tenant:         tenantOf(ctx),
-		Type:           typ.Name(),
+		Type:           typ.Name,
 		Queue:          j.GetQueue(),
 		Payload:        payload,
 		Labels:         j.GetLabels(),
@@ -164,14 +175,14 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 		IdempotencyKey: j.GetIdempotencyKey(),
 	}
 	if nj.Queue == "" {
-		nj.Queue = typ.Queue()
+		nj.Queue = typ.Queue
 	}
-	if _, ok := slices.BinarySearch(s.queues, nj.Queue); !ok {
+	if known := s.knownQueues(cat); !slices.Contains(known, nj.Queue) {
 		return store.NewJob{}, invalidArgument(violation(field+".queue",
-			"unknown queue %q; configured queues: %s", nj.Queue, strings.Join(s.queues, ", ")))
+			"unknown queue %q; known queues: %s", nj.Queue, strings.Join(known, ", ")))
 	}
 	if nj.MaxAttempts == 0 {
-		nj.MaxAttempts = typ.MaxAttempts()
+		nj.MaxAttempts = typ.MaxAttempts
 	}
 	if j.GetTimeout() != nil {
 		nj.Timeout = j.GetTimeout().AsDuration()
@@ -250,13 +261,16 @@ func validIdempotencyKey(k string) bool {
 	return true
 }
 
-func (s *Service) typeNames() []string {
-	types := s.reg.Types()
-	names := make([]string, len(types))
-	for i, t := range types {
-		names[i] = t.Name()
+// knownQueues are the queues a job may be put on: the API's configured
+// queues and every published type's default queue (a type in a user's
+// module may bring its own queue, read by the user's worker), sorted.
+func (s *Service) knownQueues(cat *catalog.Catalog) []string {
+	known := slices.Clone(s.queues)
+	for _, t := range cat.Types() {
+		known = append(known, t.Queue)
 	}
-	return names
+	slices.Sort(known)
+	return slices.Compact(known)
 }
 
 // payloadError turns a job type's validation error into field violations
@@ -413,8 +427,12 @@ func (s *Service) ListJobs(ctx context.Context, req *jobforgev1.ListJobsRequest)
 }
 
 // ListJobTypes implements JobService.ListJobTypes.
-func (s *Service) ListJobTypes(context.Context, *jobforgev1.ListJobTypesRequest) (*jobforgev1.ListJobTypesResponse, error) {
-	types := s.reg.Types()
+func (s *Service) ListJobTypes(ctx context.Context, _ *jobforgev1.ListJobTypesRequest) (*jobforgev1.ListJobTypesResponse, error) {
+	cat, err := s.catalog.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	types := cat.Types()
 	resp := &jobforgev1.ListJobTypesResponse{JobTypes: make([]*jobforgev1.JobType, 0, len(types))}
 	for _, t := range types {
 		jt, err := jobTypeProto(t)
@@ -426,21 +444,42 @@ func (s *Service) ListJobTypes(context.Context, *jobforgev1.ListJobTypesRequest)
 	return resp, nil
 }
 
-func jobTypeProto(t *jobs.Type) (*jobforgev1.JobType, error) {
-	example, err := jsonStruct(t.Example())
+func jobTypeProto(t *catalog.Type) (*jobforgev1.JobType, error) {
+	jt, err := entryProto(t.Entry)
 	if err != nil {
-		return nil, fmt.Errorf("job type %s: example: %w", t.Name(), err)
+		return nil, err
 	}
-	schema, err := jsonStruct(t.Schema())
+	jt.Workers = t.Workers
+	jt.Definition = t.Digest
+	for _, c := range t.Conflicts {
+		cp, err := entryProto(c)
+		if err != nil {
+			return nil, err
+		}
+		cp.Definition = c.Digest()
+		jt.ConflictingDefinitions = append(jt.ConflictingDefinitions, cp)
+	}
+	return jt, nil
+}
+
+func entryProto(e catalog.Entry) (*jobforgev1.JobType, error) {
+	var example *structpb.Struct
+	if len(e.Example) > 0 {
+		var err error
+		if example, err = jsonStruct(e.Example); err != nil {
+			return nil, fmt.Errorf("job type %s: example: %w", e.Name, err)
+		}
+	}
+	schema, err := jsonStruct(e.Schema)
 	if err != nil {
-		return nil, fmt.Errorf("job type %s: schema: %w", t.Name(), err)
+		return nil, fmt.Errorf("job type %s: schema: %w", e.Name, err)
 	}
 	return &jobforgev1.JobType{
-		Name:           t.Name(),
-		Description:    t.Description(),
-		Queue:          t.Queue(),
-		Timeout:        durationProto(t.Timeout()),
-		MaxAttempts:    int32(t.MaxAttempts()),
+		Name:           e.Name,
+		Description:    e.Description,
+		Queue:          e.Queue,
+		Timeout:        durationProto(e.Timeout()),
+		MaxAttempts:    int32(e.MaxAttempts),
 		ExamplePayload: example,
 		PayloadSchema:  schema,
 	}, nil

@@ -17,16 +17,16 @@ import (
 
 	"github.com/jobforge/jobforge/internal/api"
 	"github.com/jobforge/jobforge/internal/auth"
+	"github.com/jobforge/jobforge/internal/catalog"
 	"github.com/jobforge/jobforge/internal/config"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/jobs"
-	"github.com/jobforge/jobforge/jobs/builtin"
 )
 
-// registry returns the built-in job types, checking that each type's
-// default queue is one that workers are configured to read.
-func registry(cfg config.Config) (*jobs.Registry, error) {
-	reg, err := jobs.NewRegistry(builtin.Types()...)
+// registry returns the job types a worker runs, checking that each type's
+// default queue is one the worker is configured to read.
+func registry(cfg config.Config, types []*jobs.Type) (*jobs.Registry, error) {
+	reg, err := jobs.NewRegistry(types...)
 	if err != nil {
 		return nil, err
 	}
@@ -69,12 +69,18 @@ func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slo
 	})
 }
 
-// RunAPI runs the API server until ctx is done. In dev mode it also runs a
-// worker in-process and, without a Redis URL, an embedded in-memory store.
-func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
-	reg, err := registry(cfg)
-	if err != nil {
-		return err
+// RunAPI runs the API server until ctx is done. The API validates jobs
+// against the catalogue that workers publish, so it needs no job code. In
+// dev mode, without a Redis URL, it runs an embedded in-memory store, and
+// with inProcess types it also runs a worker for them in this process (the
+// all-in-one development server, cmd/jobforge-dev).
+func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, inProcess []*jobs.Type) error {
+	var reg *jobs.Registry
+	if cfg.Dev && len(inProcess) > 0 {
+		var err error
+		if reg, err = registry(cfg, inProcess); err != nil {
+			return err
+		}
 	}
 	obs, err := newObservability(ctx, "jobforge-api")
 	if err != nil {
@@ -123,7 +129,11 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	if err != nil {
 		return err
 	}
-	svc := api.NewService(store, reg, cfg.AllQueues(), tokenKey, log)
+	types := catalog.NewCache(queue.CatalogSource(rdb), catalog.CacheOptions{Logger: log, Registerer: obs.registry})
+	catalogCtx, stopCatalog := context.WithCancel(ctx)
+	defer stopCatalog()
+	go types.Run(catalogCtx)
+	svc := api.NewService(store, types, cfg.AllQueues(), tokenKey, log)
 	srv, err := api.NewServer(api.Options{
 		GRPCAddr:        cfg.GRPCAddr,
 		HTTPAddr:        cfg.HTTPAddr,
@@ -154,7 +164,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	}
 	stats := queue.NewQueueStats(rdb, queue.QueueStatsOptions{Queues: cfg.AllQueues(), Logger: log})
 	obs.registry.MustRegister(stats)
-	if cfg.Dev {
+	if reg != nil {
 		w := newWorker(rdb, reg, cfg, log.With("component", "worker"), obs)
 		if err := w.Start(); err != nil {
 			return err
@@ -167,12 +177,12 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	log.Info("api started", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "admin_addr", admin.Addr(),
 		"dev", cfg.Dev, "embedded_store", embedded != nil)
 	if cfg.Dev {
-		printBanner(stdout, cfg, srv, admin.Addr(), embedded, dev)
+		printBanner(stdout, cfg, srv, admin.Addr(), embedded, dev, reg)
 	}
 	return serveAPI(ctx, srv, admin, stats)
 }
 
-func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr string, embedded *queue.Embedded, dev devAccess) {
+func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr string, embedded *queue.Embedded, dev devAccess, reg *jobs.Registry) {
 	httpURL := "http://" + localAddr(srv.HTTPAddr())
 	grpcAddr := localAddr(srv.GRPCAddr())
 	fmt.Fprintln(w, "\njobforge is running in development mode")
@@ -183,8 +193,21 @@ func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr stri
 	} else {
 		fmt.Fprintln(w, "  store:   Redis at REDIS_URL")
 	}
-	fmt.Fprintf(w, "  worker:  in-process (io pool: %s x%d; cpu pool: %s x%d)\n",
-		weights(cfg.Queues), cfg.Concurrency, weights(cfg.CPUQueues), cfg.CPUConcurrency)
+	if reg != nil {
+		names := make([]string, 0, len(reg.Types()))
+		for _, t := range reg.Types() {
+			names = append(names, t.Name())
+		}
+		fmt.Fprintf(w, "  worker:  in-process, running %s (io pool: %s x%d; cpu pool: %s x%d)\n",
+			strings.Join(names, ", "), weights(cfg.Queues), cfg.Concurrency, weights(cfg.CPUQueues), cfg.CPUConcurrency)
+	} else {
+		store := "REDIS_URL"
+		if embedded != nil {
+			store = embedded.URL()
+		}
+		fmt.Fprintln(w, "  worker:  none in this process; jobs wait until a worker publishes their type. Start one:")
+		fmt.Fprintf(w, "           REDIS_URL=%s go run ./cmd/worker   (or make run for the all-in-one server)\n", store)
+	}
 	fmt.Fprintf(w, "  REST:    %s   OpenAPI: %s/openapi.json   docs: %s/docs\n", httpURL, httpURL, httpURL)
 	fmt.Fprintf(w, "  gRPC:    %s   (reflection and health need no key)\n", grpcAddr)
 	restAuth, grpcAuth := ` -H "Authorization: Bearer $JF_KEY"`, ` -H "authorization: Bearer $JF_KEY"`
@@ -240,8 +263,8 @@ func weights(qs map[string]int) string {
 // RunWorker runs a worker until ctx is done, with /healthz and /readyz on
 // the admin address. Shutdown: readiness off, stop fetching, let running
 // jobs finish within the shutdown timeout (the rest are requeued), close.
-func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	reg, err := registry(cfg)
+func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger, types []*jobs.Type) error {
+	reg, err := registry(cfg, types)
 	if err != nil {
 		return err
 	}
@@ -285,6 +308,32 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// PublishTypes publishes the catalogue entries of types to Redis and
+// returns: the API then accepts their jobs, which wait until a worker runs
+// them (`worker publish`, e.g. before a rollout).
+func PublishTypes(ctx context.Context, cfg config.Config, log *slog.Logger, types []*jobs.Type) error {
+	reg, err := registry(cfg, types)
+	if err != nil {
+		return err
+	}
+	rdb, err := queue.Connect(ctx, cfg.RedisURL, redisTLS(cfg))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	entries := make([]catalog.Entry, 0, len(reg.Types()))
+	names := make([]string, 0, len(reg.Types()))
+	for _, t := range reg.Types() {
+		entries = append(entries, catalog.EntryOf(t))
+		names = append(names, t.Name())
+	}
+	if err := queue.PublishCatalog(ctx, rdb, entries); err != nil {
+		return fmt.Errorf("publish job types: %w", err)
+	}
+	log.Info("job types published", "types", names)
+	return nil
 }
 
 // runScheduler runs the schedules' job creation in the background (every

@@ -23,7 +23,7 @@ import (
 // flag and an environment variable; the flag wins. See the README's table.
 type Config struct {
 	RedisURL string // REDIS_URL; empty only in dev mode (embedded store)
-	Dev      bool   // JOBFORGE_DEV: in-process worker, embedded store without REDIS_URL
+	Dev      bool   // JOBFORGE_DEV: embedded store without REDIS_URL, dev API key (cmd/jobforge-dev adds an in-process worker)
 
 	GRPCAddr  string // JOBFORGE_GRPC_ADDR
 	HTTPAddr  string // JOBFORGE_HTTP_ADDR
@@ -128,7 +128,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		fs.StringVar(&c.GRPCAddr, "grpc-addr", env("JOBFORGE_GRPC_ADDR", ":9090"), "gRPC listen address (env JOBFORGE_GRPC_ADDR)")
 		fs.StringVar(&c.HTTPAddr, "http-addr", env("JOBFORGE_HTTP_ADDR", ":8080"), "REST gateway listen address (env JOBFORGE_HTTP_ADDR)")
 		fs.StringVar(&drain, "drain-delay", env("JOBFORGE_DRAIN_DELAY", "0s"), "time between readiness off and closing listeners (env JOBFORGE_DRAIN_DELAY)")
-		fs.BoolVar(&c.Dev, "dev", envDev, "development mode: in-process worker; embedded in-memory store when REDIS_URL is unset (env JOBFORGE_DEV)")
+		fs.BoolVar(&c.Dev, "dev", envDev, "development mode: embedded in-memory store when REDIS_URL is unset and a dev API key (env JOBFORGE_DEV; jobforge-dev, the all-in-one server, implies it)")
 		fs.StringVar(&c.APIKeysFile, "api-keys-file", env("JOBFORGE_API_KEYS_FILE", ""), "JSON file of API keys (hashes only), e.g. a mounted Secret (env JOBFORGE_API_KEYS_FILE)")
 		fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("JOBFORGE_JWT_JWKS", ""), "JWKS file or URL for JWT bearer tokens (env JOBFORGE_JWT_JWKS)")
 		fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("JOBFORGE_JWT_ISSUER", ""), "required JWT iss (env JOBFORGE_JWT_ISSUER)")

@@ -79,6 +79,7 @@ func (w *Worker) release(id string) {
 // heartbeatState tracks whether this process's Redis connection is healthy.
 type heartbeatState struct {
 	healthySince time.Time    // zero while heartbeats fail
+	published    time.Time    // when the catalogue definitions were last written
 	rounds       atomic.Int64 // recovery rounds this process ran as leader
 }
 
@@ -96,10 +97,16 @@ func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
 	}
 }
 
-// heartbeat writes this worker's expiry and extends the leases of the tasks
-// it holds, in one round trip.
+// catalogRepublish is how often a worker rewrites its catalogue
+// definitions (they are written with HSETNX, so this only restores them
+// after Redis lost them); the types it serves are written on every beat.
+const catalogRepublish = 10 * time.Second
+
+// heartbeat writes this worker's expiry and the types it serves, and
+// extends the leases of the tasks it holds, in one round trip.
 func (w *Worker) heartbeat(ctx context.Context) {
 	w.mu.Lock()
+	definitions := w.now().Sub(w.beats.published) >= catalogRepublish
 	byQueue := map[string][]redis.Z{}
 	lease := asynqLeaseScore(w.now().Add(asynqLeaseDuration))
 	for id, q := range w.held {
@@ -110,6 +117,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	defer cancel()
 	pipe := w.rdb.Pipeline()
 	pipe.ZAdd(ctx, heartbeatsKey, redis.Z{Score: float64(w.now().Add(w.opts.LostAfter).UnixMilli()), Member: w.id})
+	_ = w.catalog.write(ctx, pipe, w.id, w.now(), definitions) // encoded once in NewWorker
 	for q, zs := range byQueue {
 		pipe.ZAddXX(ctx, asynqLeaseKey(q), zs...)
 	}
@@ -125,6 +133,9 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	case w.beats.healthySince.IsZero():
 		w.beats.healthySince = w.now()
 	}
+	if err == nil && definitions {
+		w.beats.published = w.now()
+	}
 }
 
 // unregister removes the worker from the heartbeat set after a clean
@@ -132,7 +143,10 @@ func (w *Worker) heartbeat(ctx context.Context) {
 func (w *Worker) unregister() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := w.rdb.ZRem(ctx, heartbeatsKey, w.id).Err(); err != nil {
+	pipe := w.rdb.Pipeline()
+	pipe.ZRem(ctx, heartbeatsKey, w.id)
+	pipe.HDel(ctx, catalogWorkersKey, w.id)
+	if _, err := pipe.Exec(ctx); err != nil {
 		w.log.Warn("unregister worker", "worker_id", w.id, "error", err)
 	}
 }
@@ -156,7 +170,11 @@ func (w *Worker) recoverTick(ctx context.Context) {
 	if leader, err := w.leadRecovery(ctx); err != nil || !leader {
 		return
 	}
-	w.beats.rounds.Add(1)
+	if w.beats.rounds.Add(1)%60 == 1 {
+		if err := pruneCatalogWorkers(ctx, w.rdb, w.now()); err != nil && ctx.Err() == nil {
+			w.log.WarnContext(ctx, "prune job type catalogue", "error", err)
+		}
+	}
 	if err := w.recoverRound(ctx); err != nil && ctx.Err() == nil {
 		w.log.WarnContext(ctx, "recovery round failed", "error", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jobforge/jobforge/internal/catalog"
 	"github.com/jobforge/jobforge/internal/store"
 	"github.com/jobforge/jobforge/jobs"
 )
@@ -100,6 +101,7 @@ type Worker struct {
 	running map[string]context.CancelCauseFunc
 	held    map[string]string // job id → queue of every task between dequeue and outcome
 	beats   heartbeatState
+	catalog catalogPublication // the types this worker serves, as it publishes them
 
 	stop context.CancelFunc
 	done sync.WaitGroup
@@ -121,6 +123,11 @@ func NewWorker(rdb redis.UniversalClient, reg *jobs.Registry, opts WorkerOptions
 		rdb: rdb, reg: reg, opts: opts, log: opts.Logger, now: time.Now, id: opts.ID,
 		running: map[string]context.CancelCauseFunc{}, held: map[string]string{},
 	}
+	var entries []catalog.Entry
+	for _, t := range reg.Types() {
+		entries = append(entries, catalog.EntryOf(t))
+	}
+	w.catalog, _ = newCatalogPublication(entries) // entries are plain data; encoding cannot fail
 	w.waker = newWaker(opts.Pools, opts.PollInterval)
 	srvRDB := rdb
 	if !opts.DisableWakeUp {

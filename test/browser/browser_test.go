@@ -165,10 +165,17 @@ func artifactsDir(t *testing.T) string {
 }
 
 // startAPI builds cmd/api and runs it against redisURL with authentication
-// on (one admin key), returning its base URL.
+// on (one admin key), returning its base URL. The built-in job types are
+// published (`worker publish`) without running a worker, so jobs stay
+// queued for the queue UI to show.
 func startAPI(t *testing.T, redisURL string) string {
 	t.Helper()
-	apiBin := proctest.Build(t, false, "./cmd/api")["api"]
+	bins := proctest.Build(t, false, "./cmd/api", "./cmd/worker")
+	publish := exec.Command(bins["worker"], "publish")
+	publish.Env = append(os.Environ(), "REDIS_URL="+redisURL)
+	out, err := publish.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	apiBin := bins["api"]
 	keys, err := json.Marshal(map[string]any{"keys": []auth.Key{auth.HashedKey(adminToken, "browser", "default", auth.AllScopes)}})
 	require.NoError(t, err)
 	keyFile := filepath.Join(t.TempDir(), "keys.json")

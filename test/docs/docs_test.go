@@ -1,6 +1,6 @@
 // Package docs_test runs the examples of the README and of the docs it
 // links as a reader would — every ```sh block in a bash session against the
-// real `make run` stack (cmd/api -dev, its embedded store and in-process
+// real `make run` stack (cmd/jobforge-dev, its embedded store and in-process
 // worker), every ```go block compiled into the module and its tests run —
 // and checks each command's output against the `# →` lines the document
 // shows under it. An example cannot rot without this test failing.
@@ -62,7 +62,7 @@ var documents = []string{"README.md", "docs/api.md", "docs/jobctl.md"}
 var minChecks = map[string]int{"README.md": 8, "docs/api.md": 20, "docs/jobctl.md": 6}
 
 func TestDocumentedCommands(t *testing.T) {
-	bins := proctest.Build(t, false, "./cmd/api", "./cmd/jobctl")
+	bins := proctest.Build(t, false, "./cmd/jobforge-dev", "./cmd/jobctl")
 	grpcurl := grpcurlBinary(t)
 	binDir := t.TempDir()
 	for name, path := range map[string]string{"jobctl": bins["jobctl"], "grpcurl": grpcurl} {
@@ -71,7 +71,7 @@ func TestDocumentedCommands(t *testing.T) {
 	for _, doc := range documents {
 		t.Run(doc, func(t *testing.T) {
 			cmds := parseCommands(t, readDoc(t, doc))
-			stack := startStack(t, bins["api"])
+			stack := startStack(t, bins["jobforge-dev"])
 			results := runSession(t, stack, binDir, cmds)
 			checked := 0
 			for i, c := range cmds {
@@ -177,17 +177,17 @@ func completeShell(text string) bool {
 	return exec.Command("bash", "-n", "-c", text).Run() == nil
 }
 
-// stack is a running `make run`: cmd/api -dev in its own directory.
+// stack is a running `make run`: cmd/jobforge-dev in its own directory.
 type stack struct {
 	dir                       string
 	httpAddr, grpcAddr, admin string
 }
 
-func startStack(t *testing.T, apiBin string) stack {
+func startStack(t *testing.T, devBin string) stack {
 	t.Helper()
 	dir := t.TempDir()
-	p := proctest.StartWith(t, proctest.Options{Dir: dir}, apiBin, []string{"REDIS_URL=", "JOBFORGE_DEV_KEY=", "JOBFORGE_LOG_FORMAT=json"},
-		"api started", "-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
+	p := proctest.StartWith(t, proctest.Options{Dir: dir}, devBin, []string{"REDIS_URL=", "JOBFORGE_DEV_KEY=", "JOBFORGE_LOG_FORMAT=json"},
+		"api started", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
 	t.Cleanup(func() { p.Stop(t, 30*time.Second) })
 	return stack{dir: dir, httpAddr: p.Field("api started", "http_addr"), grpcAddr: p.Field("api started", "grpc_addr"),
 		admin: p.Field("api started", "admin_addr")}

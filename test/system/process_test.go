@@ -13,3 +13,10 @@ func binaries(t *testing.T) (api, worker string) {
 	b := proctest.Build(t, true, "./cmd/api", "./cmd/worker")
 	return b["api"], b["worker"]
 }
+
+// devBinary builds cmd/jobforge-dev (API, in-process worker and embedded
+// store in one process: `make run`) with the race detector.
+func devBinary(t *testing.T) string {
+	t.Helper()
+	return proctest.Build(t, true, "./cmd/jobforge-dev")["jobforge-dev"]
+}

@@ -274,9 +274,9 @@ func TestHealthReflectionAndShutdown(t *testing.T) {
 
 func TestDevModeEmbeddedStore(t *testing.T) {
 	t.Parallel()
-	apiBin, _ := binaries(t)
+	devBin := devBinary(t)
 	const devKey = "system-test-dev-key-0123456789"
-	p := proctest.Start(t, apiBin, []string{"REDIS_URL=", "JOBFORGE_LOG_FORMAT=json", "JOBFORGE_DEV_KEY=" + devKey}, "api started",
+	p := proctest.Start(t, devBin, []string{"REDIS_URL=", "JOBFORGE_LOG_FORMAT=json", "JOBFORGE_DEV_KEY=" + devKey}, "api started",
 		"-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
 	require.Equal(t, "true", p.Field("api started", "embedded_store"))
 	redistest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(p.Output(), "NOT DURABLE") },

@@ -866,10 +866,25 @@ type JobType struct {
 	MaxAttempts int32 `protobuf:"varint,5,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	// A payload that is valid for this type; submitting it succeeds.
 	ExamplePayload *structpb.Struct `protobuf:"bytes,6,opt,name=example_payload,json=examplePayload,proto3" json:"example_payload,omitempty"`
-	// JSON Schema (draft 2020-12) of the payload.
+	// JSON Schema (draft 2020-12) of the payload. CreateJob validates
+	// payloads against it.
 	PayloadSchema *structpb.Struct `protobuf:"bytes,7,opt,name=payload_schema,json=payloadSchema,proto3" json:"payload_schema,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Live worker processes that serve this type, sorted. Empty means no
+	// worker runs it now: its jobs are accepted and wait in their queue
+	// until one starts. Workers publish the types they serve when they start
+	// and on every heartbeat; the entry stays after they stop.
+	Workers []string `protobuf:"bytes,8,rep,name=workers,proto3" json:"workers,omitempty"`
+	// Identifies this definition of the type (a digest of its description,
+	// defaults, schema and example): workers that publish the same
+	// definition publish the same value.
+	Definition string `protobuf:"bytes,9,opt,name=definition,proto3" json:"definition,omitempty"`
+	// Other definitions of this type that live workers publish, newest
+	// first: workers disagree on its payload schema or defaults, as during a
+	// rolling deploy that changes them. CreateJob validates with the newest
+	// definition a live worker serves (this message's). Empty normally.
+	ConflictingDefinitions []*JobType `protobuf:"bytes,10,rep,name=conflicting_definitions,json=conflictingDefinitions,proto3" json:"conflicting_definitions,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *JobType) Reset() {
@@ -947,6 +962,27 @@ func (x *JobType) GetExamplePayload() *structpb.Struct {
 func (x *JobType) GetPayloadSchema() *structpb.Struct {
 	if x != nil {
 		return x.PayloadSchema
+	}
+	return nil
+}
+
+func (x *JobType) GetWorkers() []string {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+func (x *JobType) GetDefinition() string {
+	if x != nil {
+		return x.Definition
+	}
+	return ""
+}
+
+func (x *JobType) GetConflictingDefinitions() []*JobType {
+	if x != nil {
+		return x.ConflictingDefinitions
 	}
 	return nil
 }
@@ -1039,7 +1075,7 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\tpermanent\x18\x03 \x01(\bR\tpermanent\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
 	"\x04lost\x18\x05 \x01(\bR\x04lost\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xaf\x02\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\xc7\x03\n" +
 	"\aJobType\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
@@ -1047,7 +1083,13 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
 	"\fmax_attempts\x18\x05 \x01(\x05R\vmaxAttempts\x12@\n" +
 	"\x0fexample_payload\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x0eexamplePayload\x12>\n" +
-	"\x0epayload_schema\x18\a \x01(\v2\x17.google.protobuf.StructR\rpayloadSchemaB=Z;github.com/jobforge/jobforge/api/gen/jobforge/v1;jobforgev1b\x06proto3"
+	"\x0epayload_schema\x18\a \x01(\v2\x17.google.protobuf.StructR\rpayloadSchema\x12\x1d\n" +
+	"\aworkers\x18\b \x03(\tB\x03\xe0A\x03R\aworkers\x12#\n" +
+	"\n" +
+	"definition\x18\t \x01(\tB\x03\xe0A\x03R\n" +
+	"definition\x12R\n" +
+	"\x17conflicting_definitions\x18\n" +
+	" \x03(\v2\x14.jobforge.v1.JobTypeB\x03\xe0A\x03R\x16conflictingDefinitionsB=Z;github.com/jobforge/jobforge/api/gen/jobforge/v1;jobforgev1b\x06proto3"
 
 var (
 	file_jobforge_v1_job_proto_rawDescOnce sync.Once
@@ -1112,11 +1154,12 @@ var file_jobforge_v1_job_proto_depIdxs = []int32{
 	12, // 29: jobforge.v1.JobType.timeout:type_name -> google.protobuf.Duration
 	10, // 30: jobforge.v1.JobType.example_payload:type_name -> google.protobuf.Struct
 	10, // 31: jobforge.v1.JobType.payload_schema:type_name -> google.protobuf.Struct
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	8,  // 32: jobforge.v1.JobType.conflicting_definitions:type_name -> jobforge.v1.JobType
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_jobforge_v1_job_proto_init() }
