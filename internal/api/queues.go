@@ -21,19 +21,11 @@ import (
 // configured. Stable: clients may switch on it.
 const reasonQueueNotFound = "QUEUE_NOT_FOUND"
 
-// QueueStore is what the QueueService needs from the queue layer.
-type QueueStore interface {
-	Queues(ctx context.Context, names []string) ([]store.QueueInfo, error)
-	PauseQueue(ctx context.Context, name string) error
-	ResumeQueue(ctx context.Context, name string) error
-	Workers(ctx context.Context) ([]store.WorkerInfo, error)
-}
-
 // QueueService implements jobforgev1.QueueServiceServer.
 type QueueService struct {
 	jobforgev1.UnimplementedQueueServiceServer
 
-	store  QueueStore
+	store  store.QueueStore
 	queues []string // sorted
 	log    *slog.Logger
 }
@@ -41,7 +33,7 @@ type QueueService struct {
 // NewQueueService returns the QueueService implementation. queues are the
 // configured queue names: they are listed even before any job used them,
 // and only they can be paused or resumed.
-func NewQueueService(store QueueStore, queues []string, log *slog.Logger) *QueueService {
+func NewQueueService(store store.QueueStore, queues []string, log *slog.Logger) *QueueService {
 	q := slices.Clone(queues)
 	slices.Sort(q)
 	return &QueueService{store: store, queues: slices.Compact(q), log: log}

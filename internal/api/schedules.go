@@ -25,14 +25,6 @@ const reasonScheduleNotFound = "SCHEDULE_NOT_FOUND"
 // for the schedule label.
 const maxJobLabels = 16
 
-// ScheduleStore is what the ScheduleService needs from the queue layer.
-type ScheduleStore interface {
-	CreateSchedule(ctx context.Context, sc store.Schedule) (*store.Schedule, error)
-	GetSchedule(ctx context.Context, tenant, id string) (*store.Schedule, error)
-	ListSchedules(ctx context.Context, tenant string) ([]*store.Schedule, error)
-	DeleteSchedule(ctx context.Context, tenant, id string) error
-}
-
 // JobValidator validates a job template exactly as CreateJob validates a
 // job; *Service implements it. field is the request path of the job, used
 // in field violations.
@@ -44,7 +36,7 @@ type JobValidator interface {
 type ScheduleService struct {
 	jobforgev1.UnimplementedScheduleServiceServer
 
-	store ScheduleStore
+	store store.ScheduleStore
 	jobs  JobValidator
 	log   *slog.Logger
 	now   func() time.Time
@@ -52,7 +44,7 @@ type ScheduleService struct {
 
 // NewScheduleService returns the ScheduleService implementation. Job
 // templates are validated by jobs.
-func NewScheduleService(store ScheduleStore, jobs JobValidator, log *slog.Logger) *ScheduleService {
+func NewScheduleService(store store.ScheduleStore, jobs JobValidator, log *slog.Logger) *ScheduleService {
 	return &ScheduleService{store: store, jobs: jobs, log: log, now: time.Now}
 }
 

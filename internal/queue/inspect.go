@@ -16,7 +16,8 @@ func pausedKey(queue string) string { return "asynq:{" + queue + "}:paused" }
 
 // Queues returns the state of the named queues, in the order given. A
 // queue that never had a job reports zeros.
-func (s *Store) Queues(ctx context.Context, names []string) ([]store.QueueInfo, error) {
+func (s *Store) Queues(ctx context.Context, names []string) (_ []store.QueueInfo, err error) {
+	defer markUnavailable(&err)
 	known, err := s.inspector.Queues()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
@@ -62,7 +63,8 @@ func (s *Store) queuePaused(ctx context.Context, name string) (bool, error) {
 
 // PauseQueue stops workers from starting jobs of queue; running jobs finish
 // and new jobs are still accepted. Pausing a paused queue is not an error.
-func (s *Store) PauseQueue(ctx context.Context, queue string) error {
+func (s *Store) PauseQueue(ctx context.Context, queue string) (err error) {
+	defer markUnavailable(&err)
 	if err := s.inspector.PauseQueue(queue); err != nil {
 		// asynq refuses to pause a paused queue; that is the outcome asked for.
 		if paused, perr := s.queuePaused(ctx, queue); perr != nil || !paused {
@@ -74,7 +76,8 @@ func (s *Store) PauseQueue(ctx context.Context, queue string) error {
 
 // ResumeQueue undoes PauseQueue. Resuming a queue that is not paused is not
 // an error.
-func (s *Store) ResumeQueue(ctx context.Context, queue string) error {
+func (s *Store) ResumeQueue(ctx context.Context, queue string) (err error) {
+	defer markUnavailable(&err)
 	if err := s.inspector.UnpauseQueue(queue); err != nil {
 		if paused, perr := s.queuePaused(ctx, queue); perr != nil || paused {
 			return fmt.Errorf("resume queue %q: %w", queue, err)
@@ -85,7 +88,8 @@ func (s *Store) ResumeQueue(ctx context.Context, queue string) error {
 
 // Workers returns the live worker pools, sorted by host, process id and
 // start time. A pool is listed until its heartbeat (every 5 s) expires.
-func (s *Store) Workers(context.Context) ([]store.WorkerInfo, error) {
+func (s *Store) Workers(context.Context) (_ []store.WorkerInfo, err error) {
+	defer markUnavailable(&err)
 	servers, err := s.inspector.Servers()
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)

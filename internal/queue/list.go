@@ -19,7 +19,8 @@ const listScanBudget = 5000
 // List returns up to q.Limit matching jobs and a cursor for the next page,
 // or nil at the end. Entries of jobs whose retention has passed are removed
 // from the index as they are met.
-func (s *Store) List(ctx context.Context, q store.ListQuery) ([]*store.Record, *store.Cursor, error) {
+func (s *Store) List(ctx context.Context, q store.ListQuery) (_ []*store.Record, _ *store.Cursor, err error) {
+	defer markUnavailable(&err)
 	key := indexKey(q.Tenant)
 	maxScore := "+inf"
 	if !q.CreatedBefore.IsZero() {

@@ -21,6 +21,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
 
 const keyPrefix = "jobforge:"
@@ -172,6 +174,22 @@ func IsUnavailable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, net.ErrClosed)
+}
+
+// unavailableError is an error that means Redis could not be reached,
+// marked so that callers on the other side of the store seam can tell it
+// (errors.Is(err, store.ErrUnavailable)) without knowing Redis's errors.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{e.err, store.ErrUnavailable} }
+
+// markUnavailable marks *err if it means Redis could not be reached. Every
+// method of the store seam defers it.
+func markUnavailable(err *error) {
+	if *err != nil && IsUnavailable(*err) && !errors.Is(*err, store.ErrUnavailable) {
+		*err = &unavailableError{*err}
+	}
 }
 
 // Client is the Redis client the queue layer uses; callers only pass it

@@ -98,7 +98,8 @@ func decodeSchedule(raw string) (*store.Schedule, error) {
 // CreateSchedule stores a new schedule and returns it with its id and
 // create time. The first job is created at the first period start after
 // the create time. The job template must be validated by the caller.
-func (s *Store) CreateSchedule(ctx context.Context, sc store.Schedule) (*store.Schedule, error) {
+func (s *Store) CreateSchedule(ctx context.Context, sc store.Schedule) (_ *store.Schedule, err error) {
+	defer markUnavailable(&err)
 	if err := sc.Parse(); err != nil {
 		return nil, err
 	}
@@ -120,7 +121,8 @@ func (s *Store) CreateSchedule(ctx context.Context, sc store.Schedule) (*store.S
 }
 
 // GetSchedule returns schedule id of tenant, or ErrScheduleNotFound.
-func (s *Store) GetSchedule(ctx context.Context, tenant, id string) (*store.Schedule, error) {
+func (s *Store) GetSchedule(ctx context.Context, tenant, id string) (_ *store.Schedule, err error) {
+	defer markUnavailable(&err)
 	raw, err := s.rdb.HGet(ctx, schedulesKey, id).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, store.ErrScheduleNotFound
@@ -140,7 +142,8 @@ func (s *Store) GetSchedule(ctx context.Context, tenant, id string) (*store.Sche
 
 // ListSchedules returns every schedule of tenant, oldest first (ids are
 // time-ordered).
-func (s *Store) ListSchedules(ctx context.Context, tenant string) ([]*store.Schedule, error) {
+func (s *Store) ListSchedules(ctx context.Context, tenant string) (_ []*store.Schedule, err error) {
+	defer markUnavailable(&err)
 	all, err := s.allSchedules(ctx)
 	if err != nil {
 		return nil, err
@@ -153,7 +156,8 @@ func (s *Store) ListSchedules(ctx context.Context, tenant string) ([]*store.Sche
 // period starting after this returns (schedulers read the clock before the
 // schedules, so only clock skew between machines could shift this). Jobs
 // already created are kept.
-func (s *Store) DeleteSchedule(ctx context.Context, tenant, id string) error {
+func (s *Store) DeleteSchedule(ctx context.Context, tenant, id string) (err error) {
+	defer markUnavailable(&err)
 	if _, err := s.GetSchedule(ctx, tenant, id); err != nil {
 		return err
 	}

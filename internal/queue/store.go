@@ -36,6 +36,10 @@ type Store struct {
 	watch       watchPool // connections for blocking watch reads (watch.go)
 }
 
+// Store is the Redis implementation of the storage seam; it passes the
+// seam's conformance suite (conformance_test.go).
+var _ store.Store = (*Store)(nil)
+
 // StoreOptions configures a Store.
 type StoreOptions struct {
 	// Retention is how long finished jobs stay readable (cancelled jobs are
@@ -92,6 +96,7 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 // original record and existed = true; with another hash it gets an
 // *IdempotencyConflictError.
 func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record, existed bool, err error) {
+	defer markUnavailable(&err)
 	if nj.ID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
@@ -309,6 +314,9 @@ func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool
 			results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
 		}
 	}
+	for i := range results {
+		markUnavailable(&results[i].Err)
+	}
 	if !atomic {
 		return results
 	}
@@ -361,7 +369,8 @@ func (s *Store) remove(ctx context.Context, recs ...*store.Record) {
 
 // Get returns the record of job id of tenant, or ErrNotFound (also for
 // another tenant's job, so ids cannot be probed).
-func (s *Store) Get(ctx context.Context, tenant, id string) (*store.Record, error) {
+func (s *Store) Get(ctx context.Context, tenant, id string) (_ *store.Record, err error) {
+	defer markUnavailable(&err)
 	pipe := s.rdb.Pipeline()
 	hget := pipe.HGetAll(ctx, jobKey(id))
 	errs := pipe.LRange(ctx, errorsKey(id), 0, -1)
@@ -379,7 +388,8 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*store.Record, erro
 // at once and its task removed; for a RUNNING job the record is CANCELLED
 // and the worker running it is told to stop the handler. A finished job
 // gives a *StateError.
-func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*store.Record, error) {
+func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (_ *store.Record, err error) {
+	defer markUnavailable(&err)
 	now := s.now()
 	retention := max(int64(s.retention/time.Second), 1)
 	res, err := cancelScript.Run(ctx, s.rdb, jobKeys(id), tenant, micros(now), retention,
@@ -420,7 +430,8 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (*sto
 // Retry runs a FAILED or CANCELLED job again with the same id and a fresh
 // attempt budget; attempt errors are kept. The record and the job's new
 // task are written in one step. Other states give *StateError.
-func (s *Store) Retry(ctx context.Context, tenant, id string) (*store.Record, error) {
+func (s *Store) Retry(ctx context.Context, tenant, id string) (_ *store.Record, err error) {
+	defer markUnavailable(&err)
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {
 		return nil, err

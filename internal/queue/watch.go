@@ -56,7 +56,8 @@ func (s *Store) Close() error {
 // returns an error, or ctx is done. Without after it first sends a snapshot
 // of the current record, whose ID is the last event it already reflects;
 // with after it sends only the events that follow that id.
-func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(store.Event) error) error {
+func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(store.Event) error) (err error) {
+	defer markUnavailable(&err)
 	rec, err := s.Get(ctx, tenant, id)
 	if err != nil {
 		return err

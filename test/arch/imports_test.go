@@ -5,6 +5,8 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,4 +63,49 @@ func TestOnlyQueueImportsRedisLibraries(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Empty(t, offenders, "only internal/queue (and the cmd/loadgen benchmark) may import asynq or go-redis")
+}
+
+// The API is served through the storage seam (internal/store) and never
+// depends on its Redis implementation, so a backend can be swapped without
+// touching a handler. Its tests may build a Redis-backed stack.
+func TestAPIDependsOnStoreNotQueue(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "internal", "api")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var offenders []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, name), nil, parser.ImportsOnly)
+		require.NoError(t, err)
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == "github.com/jobforge/jobforge/internal/queue" {
+				offenders = append(offenders, "internal/api/"+name)
+			}
+		}
+	}
+	require.Empty(t, offenders, "internal/api depends on internal/store; only internal/app wires in internal/queue")
+}
+
+// The API validates jobs against the catalogue that workers publish: its
+// binary must not contain job code, or a new job type would need a new API.
+func TestAPIBinaryHasNoJobCode(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"./cmd/api"} {
+		out, err := exec.Command("go", "list", "-deps", "-test=false", "../../"+cmd).Output()
+		require.NoError(t, err)
+		deps := strings.Fields(string(out))
+		require.Contains(t, deps, "github.com/jobforge/jobforge/internal/api", "the import graph was read")
+		for _, d := range deps {
+			require.NotEqual(t, "github.com/jobforge/jobforge/jobs/builtin", d, "%s imports the built-in job types", cmd)
+			require.False(t, strings.HasPrefix(d, "github.com/jobforge/jobforge/examples"), "%s imports %s", cmd, d)
+		}
+	}
+	out, err := exec.Command("go", "list", "-deps", "../../cmd/worker").Output()
+	require.NoError(t, err)
+	require.Contains(t, strings.Fields(string(out)), "github.com/jobforge/jobforge/jobs/builtin",
+		"the check above can fail: the worker does import the built-in types")
 }
