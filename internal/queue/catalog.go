@@ -79,7 +79,9 @@ func CatalogSource(rdb Client) catalog.Source {
 			Min: "(" + strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf",
 		})
 		if _, err := pipe.Exec(ctx); err != nil {
-			return catalog.Published{}, fmt.Errorf("read job type catalogue: %w", err)
+			err = fmt.Errorf("read job type catalogue: %w", err)
+			markUnavailable(&err) // the API answers 503 to this, as to the store's own errors
+			return catalog.Published{}, err
 		}
 		p := catalog.Published{Definitions: make(map[string]catalog.Entry, len(defs.Val())), Workers: map[string]map[string]string{}}
 		for digest, raw := range defs.Val() {
