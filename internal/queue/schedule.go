@@ -50,11 +50,30 @@ type storedSchedule struct {
 	RetryPolicy *storedRetry      `json:"retry_policy,omitempty"`
 }
 
-type storedRetry struct {
-	InitialMS  int64   `json:"initial_ms"`
-	MaxMS      int64   `json:"max_ms"`
-	Multiplier float64 `json:"multiplier"`
-	Jitter     float64 `json:"jitter"`
+// storedRetry is a schedule's retry policy in its JSON: a string in the
+// policy's one text form (store.RetryPolicy.String), the form of the job
+// record too. Schedules written before were given an object of
+// milliseconds; those still read.
+type storedRetry struct{ store.RetryPolicy }
+
+func (r *storedRetry) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '{' {
+		return json.Unmarshal(b, &r.RetryPolicy)
+	}
+	var legacy struct {
+		InitialMS  int64   `json:"initial_ms"`
+		MaxMS      int64   `json:"max_ms"`
+		Multiplier float64 `json:"multiplier"`
+		Jitter     float64 `json:"jitter"`
+	}
+	if err := json.Unmarshal(b, &legacy); err != nil {
+		return err
+	}
+	r.RetryPolicy = store.RetryPolicy{
+		Initial: time.Duration(legacy.InitialMS) * time.Millisecond, Max: time.Duration(legacy.MaxMS) * time.Millisecond,
+		Multiplier: legacy.Multiplier, Jitter: legacy.Jitter,
+	}
+	return nil
 }
 
 func encodeSchedule(sc *store.Schedule) ([]byte, error) {
@@ -65,7 +84,7 @@ func encodeSchedule(sc *store.Schedule) ([]byte, error) {
 		MaxAttempts: sc.Job.MaxAttempts, TimeoutMS: sc.Job.Timeout.Milliseconds(),
 	}
 	if p := sc.Job.RetryPolicy; !p.IsZero() {
-		st.RetryPolicy = &storedRetry{InitialMS: p.Initial.Milliseconds(), MaxMS: p.Max.Milliseconds(), Multiplier: p.Multiplier, Jitter: p.Jitter}
+		st.RetryPolicy = &storedRetry{p}
 	}
 	return json.Marshal(st)
 }
@@ -86,11 +105,8 @@ func decodeSchedule(raw string) (*store.Schedule, error) {
 	if err := sc.Parse(); err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", st.ID, err)
 	}
-	if r := st.RetryPolicy; r != nil {
-		sc.Job.RetryPolicy = store.RetryPolicy{
-			Initial: time.Duration(r.InitialMS) * time.Millisecond, Max: time.Duration(r.MaxMS) * time.Millisecond,
-			Multiplier: r.Multiplier, Jitter: r.Jitter,
-		}
+	if st.RetryPolicy != nil {
+		sc.Job.RetryPolicy = st.RetryPolicy.RetryPolicy
 	}
 	return sc, nil
 }

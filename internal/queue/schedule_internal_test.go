@@ -100,3 +100,30 @@ func TestSchedulerCreatesJobAndTaskOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{id}, ids)
 }
+
+// A schedule's retry policy is stored in the policy's text form, and
+// schedules stored with the former object form still read.
+func TestScheduleRetryPolicyForms(t *testing.T) {
+	t.Parallel()
+	want := store.RetryPolicy{Initial: 1500 * time.Millisecond, Max: time.Minute, Multiplier: 1.5, Jitter: 0.1}
+	sc := &store.Schedule{ID: "s1", Tenant: "t1", Cron: "@hourly", TimeZone: "UTC", Job: scheduleTemplate("t1")}
+	sc.Job.RetryPolicy = want
+	b, err := encodeSchedule(sc)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"retry_policy":"1500,60000,1.5,0.1"`)
+
+	tests := []struct{ name, raw string }{
+		{"text form", string(b)},
+		{"former object form", `{"id":"s1","tenant":"t1","cron":"@hourly","time_zone":"UTC","type":"simulate","queue":"default",` +
+			`"payload":{},"max_attempts":1,"timeout_ms":60000,` +
+			`"retry_policy":{"initial_ms":1500,"max_ms":60000,"multiplier":1.5,"jitter":0.1}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := decodeSchedule(tt.raw)
+			require.NoError(t, err)
+			require.Equal(t, want, got.Job.RetryPolicy)
+		})
+	}
+}
