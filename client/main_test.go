@@ -170,15 +170,19 @@ func (t *mainTB) Fatalf(format string, args ...any) {
 	t.FailNow()
 }
 
-// dial returns a client of the development server with its key, or
-// skips the test in -short mode.
-func dial(t *testing.T, opts ...client.Option) *client.Client {
+// needServer skips the test in -short mode, where no server runs.
+func needServer(t *testing.T) {
 	t.Helper()
 	if server.addr == "" {
 		t.Skip("needs the development server; skipped in -short mode")
 	}
-	c := dialAt(t, server.addr, append([]client.Option{client.WithToken(server.token)}, opts...)...)
-	return c
+}
+
+// dial returns a client of the development server with its key.
+func dial(t *testing.T, opts ...client.Option) *client.Client {
+	t.Helper()
+	needServer(t)
+	return dialAt(t, server.addr, append([]client.Option{client.WithToken(server.token)}, opts...)...)
 }
 
 // dialAt returns a plaintext client of addr, closed when the test ends.

@@ -24,7 +24,8 @@ import (
 // payload is encoded as JSON (encoding/json: struct tags apply) and must be
 // a JSON object that matches the type's payload schema, else the call fails
 // with [ErrInvalidArgument] and field violations naming the wrong fields. A
-// nil payload is sent as {}. json.RawMessage is sent as written and
+// nil map or pointer is sent as {}, and so is struct{}{}, the payload of a
+// job that needs none. json.RawMessage is sent as written and
 // *structpb.Struct as is. The API carries JSON numbers as doubles: integers
 // beyond ±2^53 are refused before sending rather than rounded.
 //
