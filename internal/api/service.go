@@ -31,8 +31,10 @@ import (
 
 // Catalog is the job-type catalogue that workers publish (catalog.Cache).
 type Catalog interface {
-	// Get returns the current catalogue.
+	// Get returns the current catalogue (at most a second old).
 	Get(ctx context.Context) (*catalog.Catalog, error)
+	// Refresh reads the catalogue now and returns it.
+	Refresh(ctx context.Context) (*catalog.Catalog, error)
 	// Lookup returns the named type (nil when unknown) and the catalogue
 	// it was looked up in.
 	Lookup(ctx context.Context, name string) (*catalog.Type, *catalog.Catalog, error)
@@ -428,7 +430,7 @@ func (s *Service) ListJobs(ctx context.Context, req *jobforgev1.ListJobsRequest)
 
 // ListJobTypes implements JobService.ListJobTypes.
 func (s *Service) ListJobTypes(ctx context.Context, _ *jobforgev1.ListJobTypesRequest) (*jobforgev1.ListJobTypesResponse, error) {
-	cat, err := s.catalog.Get(ctx)
+	cat, err := s.catalog.Refresh(ctx) // a worker that started a moment ago is listed
 	if err != nil {
 		return nil, err
 	}

@@ -89,6 +89,11 @@ func (c *Cache) Get(ctx context.Context) (*Catalog, error) {
 	return c.load(ctx, 0)
 }
 
+// Refresh reads the catalogue now and returns it (for ListJobTypes, which
+// must show a worker that started a moment ago); a failed read returns the
+// last catalogue, as load does.
+func (c *Cache) Refresh(ctx context.Context) (*Catalog, error) { return c.load(ctx, 0) }
+
 // Lookup returns the type named name. An unknown name re-reads the
 // catalogue first unless it was read within MissRefresh. The catalogue is
 // returned too, to name the known types in an error.

@@ -190,6 +190,9 @@ type Fixed struct{ Catalog *Catalog }
 // Get returns the catalogue.
 func (f Fixed) Get(context.Context) (*Catalog, error) { return f.Catalog, nil }
 
+// Refresh returns the catalogue.
+func (f Fixed) Refresh(context.Context) (*Catalog, error) { return f.Catalog, nil }
+
 // Lookup returns the named type, nil when unknown.
 func (f Fixed) Lookup(_ context.Context, name string) (*Type, *Catalog, error) {
 	t, _ := f.Catalog.Lookup(name)
