@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -273,6 +274,12 @@ func (s *suite) startAPI(ctx context.Context) error {
 		"-max-waiting-per-tenant", "1000000000",
 	}
 	args = append(args, s.apiFlags...)
+	// The API accepts the job types workers publish; the create benchmarks
+	// run it without workers, so publish the built-in types first.
+	publish := exec.CommandContext(ctx, filepath.Join(s.binDir, "worker"), "publish", "-redis-url", s.redisURL())
+	if out, err := publish.CombinedOutput(); err != nil {
+		return fmt.Errorf("worker publish: %w\n%s", err, out)
+	}
 	p, err := startProc(s.logDir, "api", filepath.Join(s.binDir, "api"), args...)
 	if err != nil {
 		return err
