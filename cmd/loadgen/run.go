@@ -274,11 +274,8 @@ func (s *suite) startAPI(ctx context.Context) error {
 		"-max-waiting-per-tenant", "1000000000",
 	}
 	args = append(args, s.apiFlags...)
-	// The API accepts the job types workers publish; the create benchmarks
-	// run it without workers, so publish the built-in types first.
-	publish := exec.CommandContext(ctx, filepath.Join(s.binDir, "worker"), "publish", "-redis-url", s.redisURL())
-	if out, err := publish.CombinedOutput(); err != nil {
-		return fmt.Errorf("worker publish: %w\n%s", err, out)
+	if err := s.publishTypes(ctx); err != nil {
+		return err
 	}
 	p, err := startProc(s.logDir, "api", filepath.Join(s.binDir, "api"), args...)
 	if err != nil {
@@ -376,5 +373,19 @@ func stopAll(ps []*proc) {
 // moment to finish in the api, so that they do not land after the flush.
 func (s *suite) flush(ctx context.Context) error {
 	time.Sleep(300 * time.Millisecond)
-	return s.rdb.FlushAll(ctx).Err()
+	if err := s.rdb.FlushAll(ctx).Err(); err != nil {
+		return err
+	}
+	return s.publishTypes(ctx)
+}
+
+// publishTypes publishes the built-in job types (`worker publish`): the API
+// accepts the types workers publish, and the create benchmarks run it
+// without workers.
+func (s *suite) publishTypes(ctx context.Context) error {
+	publish := exec.CommandContext(ctx, filepath.Join(s.binDir, "worker"), "publish", "-redis-url", s.redisURL())
+	if out, err := publish.CombinedOutput(); err != nil {
+		return fmt.Errorf("worker publish: %w\n%s", err, out)
+	}
+	return nil
 }
