@@ -20,12 +20,13 @@ pending job (latency), whether it is paused, and today's (UTC) processed and
 failed counts. The pause and resume subcommands stop and restart a queue.`,
 		Args: exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			resp, err := c.queues.ListQueues(ctx, &jobforgev1.ListQueuesRequest{})
+			defer c.Close()
+			resp, err := queues(c).ListQueues(ctx, &jobforgev1.ListQueuesRequest{})
 			if err != nil {
 				return err
 			}
@@ -62,16 +63,17 @@ func newQueueStateCmd(o *options, verb string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
+			defer c.Close()
 			var q *jobforgev1.Queue
 			if verb == "pause" {
-				q, err = c.queues.PauseQueue(ctx, &jobforgev1.PauseQueueRequest{Name: name})
+				q, err = queues(c).PauseQueue(ctx, &jobforgev1.PauseQueueRequest{Name: name})
 			} else {
-				q, err = c.queues.ResumeQueue(ctx, &jobforgev1.ResumeQueueRequest{Name: name})
+				q, err = queues(c).ResumeQueue(ctx, &jobforgev1.ResumeQueueRequest{Name: name})
 			}
 			if err != nil {
 				return err
@@ -95,12 +97,13 @@ func newWorkersCmd(o *options) *cobra.Command {
 		Short: "List the live worker pools: host, queues, slots, busy slots (needs the admin scope)",
 		Args:  exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			resp, err := c.queues.ListWorkers(ctx, &jobforgev1.ListWorkersRequest{})
+			defer c.Close()
+			resp, err := queues(c).ListWorkers(ctx, &jobforgev1.ListWorkersRequest{})
 			if err != nil {
 				return err
 			}
@@ -156,12 +159,13 @@ func newScheduleListCmd(o *options) *cobra.Command {
 		Short: "List the schedules",
 		Args:  exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			resp, err := c.schedules.ListSchedules(ctx, &jobforgev1.ListSchedulesRequest{})
+			defer c.Close()
+			resp, err := schedules(c).ListSchedules(ctx, &jobforgev1.ListSchedulesRequest{})
 			if err != nil {
 				return err
 			}
@@ -215,12 +219,13 @@ template is validated like jobctl submit.`,
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			s, err := c.schedules.CreateSchedule(ctx, &jobforgev1.CreateScheduleRequest{Schedule: &jobforgev1.Schedule{
+			defer c.Close()
+			s, err := schedules(c).CreateSchedule(ctx, &jobforgev1.CreateScheduleRequest{Schedule: &jobforgev1.Schedule{
 				Cron: cronSpec, TimeZone: tz, Description: description,
 				Job: &jobforgev1.Job{Type: typ, Payload: p, Queue: queue, Labels: lm},
 			}})
@@ -261,12 +266,13 @@ func newScheduleDeleteCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			if _, err := c.schedules.DeleteSchedule(ctx, &jobforgev1.DeleteScheduleRequest{Name: name}); err != nil {
+			defer c.Close()
+			if _, err := schedules(c).DeleteSchedule(ctx, &jobforgev1.DeleteScheduleRequest{Name: name}); err != nil {
 				return err
 			}
 			if o.json() {

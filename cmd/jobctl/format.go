@@ -16,8 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
 )
 
 // printJSON writes m as protobuf JSON (the REST API's encoding), indented
@@ -121,10 +119,6 @@ func age(ts *timestamppb.Timestamp, now time.Time) string {
 		return "-"
 	}
 	return short(max(now.Sub(ts.AsTime()), 0))
-}
-
-func terminal(s jobforgev1.Job_State) bool {
-	return s == jobforgev1.Job_SUCCEEDED || s == jobforgev1.Job_FAILED || s == jobforgev1.Job_CANCELLED
 }
 
 // labelsText renders labels as k=v pairs sorted by key.

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/client"
 )
 
 func newTypesCmd(o *options) *cobra.Command {
@@ -18,12 +18,13 @@ func newTypesCmd(o *options) *cobra.Command {
 		Short: "List the job types the service accepts, with defaults and an example",
 		Args:  exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			resp, err := c.jobs.ListJobTypes(ctx, &jobforgev1.ListJobTypesRequest{})
+			defer c.Close()
+			resp, err := jobforgev1.NewJobServiceClient(c.Conn()).ListJobTypes(ctx, &jobforgev1.ListJobTypesRequest{})
 			if err != nil {
 				return err
 			}
@@ -79,22 +80,20 @@ timeout comes from JOBFORGE_TIMEOUT.`,
 			if err != nil {
 				return err
 			}
-			job := &jobforgev1.Job{
-				Type: args[0], Payload: p, Queue: queue, MaxAttempts: maxAttempts,
-				Labels: lm, IdempotencyKey: idemKey,
-			}
+			opts := []client.SubmitOption{client.Queue(queue), client.MaxAttempts(maxAttempts), client.Labels(lm), client.IdempotencyKey(idemKey)}
 			if cmd.Flags().Changed("timeout") {
-				job.Timeout = durationpb.New(timeout)
+				opts = append(opts, client.AttemptTimeout(timeout))
 			}
 			if cmd.Flags().Changed("delay") {
-				job.ScheduleDelay = durationpb.New(delay)
+				opts = append(opts, client.Delay(delay))
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			j, err := c.jobs.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: job})
+			defer c.Close()
+			j, err := client.Submit(ctx, c, args[0], p, opts...)
 			if err != nil {
 				return err
 			}
@@ -139,12 +138,13 @@ func newGetCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			j, err := c.jobs.GetJob(ctx, &jobforgev1.GetJobRequest{Name: name})
+			defer c.Close()
+			j, err := c.Get(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -229,27 +229,25 @@ token of the next one on stderr.`,
   jobctl list --filter 'type = report AND create_time > "2026-01-01T00:00:00Z"' --all -o json`,
 		Args: exactArgs(),
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial()
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			opts := client.ListOptions{Filter: filter, PageSize: pageSize, PageToken: pageToken}
 			resp := &jobforgev1.ListJobsResponse{}
-			token := pageToken
-			for {
-				ctx, cancel := o.callCtx(cmd.Context())
-				page, err := c.jobs.ListJobs(ctx, &jobforgev1.ListJobsRequest{Filter: filter, PageSize: pageSize, PageToken: token})
-				cancel()
-				if err != nil {
-					return err
+			if all {
+				for j, err := range c.List(ctx, opts) {
+					if err != nil {
+						return err
+					}
+					resp.Jobs = append(resp.Jobs, j)
 				}
-				resp.Jobs = append(resp.Jobs, page.GetJobs()...)
-				token = page.GetNextPageToken()
-				if token == "" || !all {
-					break
-				}
+			} else if resp, err = c.ListPage(ctx, opts); err != nil {
+				return err
 			}
-			resp.NextPageToken = token
+			token := resp.GetNextPageToken()
 			if o.json() {
 				return printJSON(o.stdout, resp)
 			}
@@ -300,12 +298,13 @@ func newCancelCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			j, err := c.jobs.CancelJob(ctx, &jobforgev1.CancelJobRequest{Name: name, Reason: reason})
+			defer c.Close()
+			j, err := c.Cancel(ctx, name, reason)
 			if err != nil {
 				return err
 			}
@@ -332,12 +331,13 @@ func newRetryCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, ctx, done, err := o.connect(cmd.Context())
+			ctx := cmd.Context()
+			c, err := o.dial(ctx)
 			if err != nil {
 				return err
 			}
-			defer done()
-			j, err := c.jobs.RetryJob(ctx, &jobforgev1.RetryJobRequest{Name: name})
+			defer c.Close()
+			j, err := c.Retry(ctx, name)
 			if err != nil {
 				return err
 			}

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/jobforge/jobforge/client"
 )
 
 // Exit codes: 0 success; 1 the request or the job failed (a job watched
@@ -149,35 +149,30 @@ func (e *jobEndedError) Error() string {
 	return fmt.Sprintf("job %s %s: %s", e.name, e.state, e.detail)
 }
 
-// printError writes err to stderr: the gRPC status message with its code,
-// then field violations and hints from the status details.
+// printError writes err to stderr: the server's message with its status
+// code, then field violations and hints from the error's details.
 func (o *options) printError(err error) {
-	st, ok := status.FromError(err)
+	fmt.Fprintf(o.stderr, "jobctl: %v\n", err) // a *client.Error ends with its code
+	var ce *client.Error
 	var ended *jobEndedError
-	if errors.As(err, &ended) || !ok {
-		fmt.Fprintf(o.stderr, "jobctl: %v\n", err)
+	if errors.As(err, &ended) || !errors.As(err, &ce) {
 		return
 	}
-	fmt.Fprintf(o.stderr, "jobctl: %s (%s)\n", st.Message(), st.Code())
-	for _, d := range st.Details() {
-		switch d := d.(type) {
-		case *errdetails.BadRequest:
-			vs := d.GetFieldViolations()
-			if len(vs) == 1 && st.Message() == vs[0].GetField()+": "+vs[0].GetDescription() {
-				continue // the message already says it
-			}
-			for _, v := range vs {
-				if v.GetField() == "" {
-					fmt.Fprintf(o.stderr, "  - %s\n", v.GetDescription())
-				} else {
-					fmt.Fprintf(o.stderr, "  - %s: %s\n", v.GetField(), v.GetDescription())
-				}
-			}
-		case *errdetails.RetryInfo:
-			fmt.Fprintf(o.stderr, "  retry after %s\n", d.GetRetryDelay().AsDuration())
+	vs := ce.FieldViolations
+	if len(vs) == 1 && ce.Message == vs[0].GetField()+": "+vs[0].GetDescription() {
+		vs = nil // the message already says it
+	}
+	for _, v := range vs {
+		if v.GetField() == "" {
+			fmt.Fprintf(o.stderr, "  - %s\n", v.GetDescription())
+		} else {
+			fmt.Fprintf(o.stderr, "  - %s: %s\n", v.GetField(), v.GetDescription())
 		}
 	}
-	switch st.Code() {
+	if ce.RetryDelay > 0 {
+		fmt.Fprintf(o.stderr, "  retry after %s\n", ce.RetryDelay)
+	}
+	switch ce.Code {
 	case codes.Unauthenticated:
 		if o.tokenSource == "" {
 			fmt.Fprintf(o.stderr, "hint: no token was sent: pass --token, set JOBFORGE_TOKEN, or run jobctl where `make run` wrote %s\n", devKeyFile)
@@ -185,7 +180,7 @@ func (o *options) printError(err error) {
 			fmt.Fprintf(o.stderr, "hint: the token came from %s\n", o.tokenSource)
 		}
 	case codes.Unavailable:
-		if strings.Contains(st.Message(), "connection") || strings.Contains(st.Message(), "dial") {
+		if strings.Contains(ce.Message, "connection") || strings.Contains(ce.Message, "dial") {
 			fmt.Fprintf(o.stderr, "hint: is the jobforge API listening on %s? (--addr, JOBFORGE_ADDR; --tls for TLS)\n", o.addr)
 		}
 	}

@@ -8,14 +8,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	jobforgev1 "github.com/jobforge/jobforge/api/gen/jobforge/v1"
+	"github.com/jobforge/jobforge/client"
 )
 
 func newWatchCmd(o *options) *cobra.Command {
@@ -37,7 +36,7 @@ With -o json, every event is printed as one line of JSON (NDJSON).`,
 			if err != nil {
 				return err
 			}
-			c, err := o.dial()
+			c, err := o.dial(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -50,7 +49,7 @@ With -o json, every event is printed as one line of JSON (NDJSON).`,
 // follow watches name until it ends and reports the outcome the way the
 // output format asks. header says whether to introduce the job (watch) or
 // not (submit/retry --wait, which printed it already).
-func (o *options) follow(ctx context.Context, c *client, name string, header bool) error {
+func (o *options) follow(ctx context.Context, c *client.Client, name string, header bool) error {
 	var sink eventSink
 	switch {
 	case o.json() && header:
@@ -60,7 +59,7 @@ func (o *options) follow(ctx context.Context, c *client, name string, header boo
 	default:
 		sink = newTextSink(o.stdout, o.stderr, header, isTerminal(o.stdout) && o.getenv("TERM") != "dumb", o.getenv("COLUMNS"))
 	}
-	last, err := o.watchJob(ctx, c.jobs, name, sink)
+	last, err := watchJob(ctx, c, name, sink)
 	if err != nil {
 		return err
 	}
@@ -70,9 +69,7 @@ func (o *options) follow(ctx context.Context, c *client, name string, header boo
 	}
 	if o.json() && !header {
 		// submit/retry --wait -o json: the finished job.
-		cctx, cancel := o.callCtx(ctx)
-		defer cancel()
-		j, err := c.jobs.GetJob(cctx, &jobforgev1.GetJobRequest{Name: name})
+		j, err := c.Get(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -92,9 +89,7 @@ func (o *options) follow(ctx context.Context, c *client, name string, header boo
 		cn := job.GetCancellation()
 		if cn == nil {
 			// The event does not carry the reason; the job does.
-			cctx, cancel := o.callCtx(ctx)
-			defer cancel()
-			if j, err := c.jobs.GetJob(cctx, &jobforgev1.GetJobRequest{Name: name}); err == nil {
+			if j, err := c.Get(ctx, name); err == nil {
 				cn = j.GetCancellation()
 			}
 		}
@@ -113,108 +108,29 @@ func orNone(s string) string {
 	return s
 }
 
-// Resuming a dropped watch: retry with growing pauses for up to
-// resumeWithin after the stream was lost. A stream that stayed open for
-// steadyAfter or delivered an event counts as having worked, and resets
-// the budget.
-const (
-	resumeWithin = time.Minute
-	steadyAfter  = 10 * time.Second
-	firstPause   = 100 * time.Millisecond
-	longestPause = 3 * time.Second
-)
-
 // watchJob streams name's events into sink until the terminal event, which
-// it returns. A stream that breaks before it is resumed with
-// after_event_id set to the last event seen, so that no event is shown
-// twice or missed.
-func (o *options) watchJob(ctx context.Context, jobs jobforgev1.JobServiceClient, name string, sink eventSink) (*jobforgev1.JobEvent, error) {
+// it returns. The client resumes a stream that breaks after the last event
+// seen, so that no event is shown twice or missed; sink notes each loss.
+func watchJob(ctx context.Context, c *client.Client, name string, sink eventSink) (*jobforgev1.JobEvent, error) {
 	defer sink.close()
-	var (
-		lastID    string
-		lostSince time.Time
-		pause     = firstPause
-	)
-	for {
-		started := time.Now()
-		got := false
-		end, err := watchOnce(ctx, jobs, name, lastID, func(ev *jobforgev1.JobEvent) {
-			got = true
-			lastID = ev.GetId()
-			sink.event(ev)
-		})
-		if end != nil {
-			return end, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: stopped watching %s; the job goes on (jobctl watch %s)", errInterrupted, name, name)
-		}
-		if lastID == "" || !resumable(err) {
-			// A watch that never got an event has nothing to resume: the
-			// address, the credentials or the job are wrong.
-			return nil, err
-		}
-		if got || time.Since(started) >= steadyAfter {
-			lostSince, pause = time.Time{}, firstPause
-		}
-		if lostSince.IsZero() {
-			lostSince = time.Now()
-			sink.notice("watch stream lost (%s); resuming after event %s", errText(err), lastID)
-		} else if time.Since(lostSince) > resumeWithin {
-			return nil, fmt.Errorf("watch %s: stream lost and not resumed within %s: %w", name, resumeWithin, err)
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w: stopped watching %s; the job goes on (jobctl watch %s)", errInterrupted, name, name)
-		case <-t.C:
-		}
-		pause = min(pause*2, longestPause)
-	}
-}
-
-// watchOnce runs one WatchJob stream. It returns the terminal event, or
-// the error that ended the stream before it (io.EOF for a clean end).
-func watchOnce(ctx context.Context, jobs jobforgev1.JobServiceClient, name, after string, fn func(*jobforgev1.JobEvent)) (*jobforgev1.JobEvent, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel() // ends the stream once the terminal event is in
-	stream, err := jobs.WatchJob(sctx, &jobforgev1.WatchJobRequest{Name: name, AfterEventId: after})
-	if err != nil {
-		return nil, err
-	}
-	for {
-		ev, err := stream.Recv()
+	notice := client.OnResume(func(after string, cause error) {
+		sink.notice("watch stream lost (%s); resuming after event %s", errText(cause), after)
+	})
+	var last *jobforgev1.JobEvent
+	for ev, err := range c.Watch(ctx, name, notice) {
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: stopped watching %s; the job goes on (jobctl watch %s)", errInterrupted, name, name)
+			}
 			return nil, err
 		}
-		fn(ev)
-		if endsWatch(ev) {
-			return ev, nil
-		}
+		sink.event(ev)
+		last = ev
 	}
-}
-
-// endsWatch reports whether ev is the job's last event.
-func endsWatch(ev *jobforgev1.JobEvent) bool {
-	if ev.GetKind() == jobforgev1.JobEvent_SNAPSHOT {
-		return terminal(ev.GetJob().GetState())
+	if last == nil {
+		return nil, fmt.Errorf("watch %s: ended without an event", name)
 	}
-	return ev.GetKind() == jobforgev1.JobEvent_STATE_CHANGED && terminal(ev.GetState())
-}
-
-// resumable reports whether a watch that ended with err should be resumed:
-// the connection or the server went away, or the server ended the stream
-// early (shutting down, or shedding load).
-func resumable(err error) bool {
-	if errors.Is(err, io.EOF) {
-		return true
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Canceled, codes.DeadlineExceeded:
-		return true
-	}
-	return false
+	return last, nil
 }
 
 func errText(err error) string {
@@ -285,7 +201,7 @@ func (s *textSink) event(ev *jobforgev1.JobEvent) {
 			s.line("%s  %s on queue %s", j.GetName(), j.GetType(), j.GetQueue())
 		}
 		s.stateLine(at, j.GetState(), j.GetAttempts(), nil)
-		if p := j.GetProgress(); p != nil && !terminal(j.GetState()) {
+		if p := j.GetProgress(); p != nil && !client.Terminal(j.GetState()) {
 			s.progress(at, p)
 		}
 		s.outcome(j.GetState(), j.GetResult().GetKind() != nil, valueJSON(j.GetResult()), j.GetError())
