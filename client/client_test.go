@@ -202,6 +202,17 @@ func TestErrors(t *testing.T) {
 			sentinel: client.ErrUnavailable, code: codes.Unavailable,
 		},
 		{
+			name: "TLS unless told otherwise",
+			call: func(ctx context.Context, _ *client.Client) error {
+				tlsClient, err := client.Dial(ctx, server.addr, client.WithToken(server.token))
+				require.NoError(t, err)
+				defer tlsClient.Close()
+				_, err = tlsClient.Get(ctx, done.GetName())
+				return err
+			},
+			sentinel: client.ErrUnavailable, code: codes.Unavailable,
+		},
+		{
 			name: "call timeout",
 			call: func(ctx context.Context, _ *client.Client) error {
 				_, err := dial(t, client.WithTimeout(time.Nanosecond)).Get(ctx, done.GetName())
@@ -286,6 +297,19 @@ func TestList(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+
+	t.Run("iterating again starts again", func(t *testing.T) {
+		t.Parallel()
+		jobs := c.List(ctx, client.ListOptions{Filter: filter, PageSize: 2})
+		for range 2 {
+			var got []string
+			for j, err := range jobs {
+				require.NoError(t, err)
+				got = append(got, j.GetName())
+			}
+			require.Equal(t, names, got)
+		}
+	})
 
 	t.Run("ListPage and a page token", func(t *testing.T) {
 		t.Parallel()

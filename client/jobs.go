@@ -72,6 +72,7 @@ type ListOptions struct {
 //	}
 func (c *Client) List(ctx context.Context, opts ListOptions) iter.Seq2[*jobforgev1.Job, error] {
 	return func(yield func(*jobforgev1.Job, error) bool) {
+		opts := opts // each iteration starts from the first page
 		for {
 			page, err := c.ListPage(ctx, opts)
 			if err != nil {
