@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,5 +266,20 @@ func TestJobNameAndTerminal(t *testing.T) {
 		jobforgev1.Job_SUCCEEDED: true, jobforgev1.Job_FAILED: true, jobforgev1.Job_CANCELLED: true,
 	} {
 		require.Equal(t, want, Terminal(s), s.String())
+	}
+}
+
+// TestNoServerCode checks that the client pulls none of jobforge's server
+// code into its users' binaries: of this module, only the generated API.
+func TestNoServerCode(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	require.NoError(t, err)
+	for _, pkg := range strings.Fields(string(out)) {
+		if rest, ok := strings.CutPrefix(pkg, "github.com/jobforge/jobforge/"); ok {
+			require.Contains(t, []string{"api/gen/jobforge/v1", "client"}, rest, "the client depends on %s", pkg)
+		}
+		require.NotContains(t, pkg, "github.com/hibiken/asynq")
+		require.NotContains(t, pkg, "github.com/redis/go-redis")
 	}
 }
