@@ -321,3 +321,64 @@ func (r *Registry) Lookup(name string) (*Type, bool) {
 
 // Types returns all types sorted by name.
 func (r *Registry) Types() []*Type { return append([]*Type(nil), r.sorted...) }
+
+// RawSpec declares a job type whose payload is JSON checked by a function
+// rather than decoded into a Go type: for handlers that are not Go code,
+// such as workers in other languages connected over the worker protocol.
+// Most job types use Spec.
+type RawSpec struct {
+	Name, Description, Queue string
+	Timeout                  time.Duration
+	MaxAttempts              int
+	MaxPayloadBytes          int
+	// Schema is the payload's JSON Schema, published in the catalogue.
+	Schema json.RawMessage
+	// Example is a valid payload (optional).
+	Example json.RawMessage
+	// Validate checks a payload against Schema; errors should be
+	// *ValidationError.
+	Validate func(payload []byte) error
+	// Handle executes one attempt with the validated payload and returns
+	// the result as JSON.
+	Handle func(ctx context.Context, job *Job, payload json.RawMessage) (json.RawMessage, error)
+}
+
+// DefineRaw builds a Type from a RawSpec, with Spec's defaults.
+func DefineRaw(s RawSpec) (*Type, error) {
+	if s.Name == "" || s.Handle == nil || s.Validate == nil || len(s.Schema) == 0 {
+		return nil, errors.New("jobs: RawSpec needs Name, Schema, Validate and Handle")
+	}
+	if s.Queue == "" {
+		s.Queue = QueueDefault
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = 30 * time.Minute
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = 3
+	}
+	if s.MaxPayloadBytes <= 0 {
+		s.MaxPayloadBytes = 64 << 10
+	}
+	example := s.Example
+	if len(example) == 0 {
+		example = json.RawMessage("{}")
+	}
+	return &Type{
+		name: s.Name, description: s.Description, queue: s.Queue, timeout: s.Timeout,
+		maxAttempts: s.MaxAttempts, maxPayload: s.MaxPayloadBytes,
+		example: bytes.Clone(example), schema: bytes.Clone(s.Schema),
+		decode: func(b []byte) (any, error) {
+			if len(bytes.TrimSpace(b)) == 0 {
+				b = []byte("{}")
+			}
+			if err := s.Validate(b); err != nil {
+				return nil, err
+			}
+			return json.RawMessage(b), nil
+		},
+		run: func(ctx context.Context, job *Job, payload any) (any, error) {
+			return s.Handle(ctx, job, payload.(json.RawMessage))
+		},
+	}, nil
+}

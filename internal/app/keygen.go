@@ -19,7 +19,7 @@ func KeyGen(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	id := fs.String("id", "", "key id: lowercase letters, digits and - (required)")
 	tenant := fs.String("tenant", "", "tenant the key acts for (required)")
-	scopes := fs.String("scopes", "jobs.read,jobs.write,jobs.cancel", "comma-separated scopes: jobs.read, jobs.write, jobs.cancel, admin; jobs.write:<type> limits writes to one job type")
+	scopes := fs.String("scopes", "jobs.read,jobs.write,jobs.cancel", "comma-separated scopes: jobs.read, jobs.write, jobs.cancel, admin, worker (the worker protocol); jobs.write:<type> limits writes to one job type")
 	expires := fs.String("expires", "", "optional expiry, RFC 3339")
 	if err := fs.Parse(args); err != nil {
 		return err

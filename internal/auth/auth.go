@@ -26,6 +26,10 @@ const (
 	ScopeJobsWrite  = "jobs.write"
 	ScopeJobsCancel = "jobs.cancel"
 	ScopeAdmin      = "admin"
+	// ScopeWorker lets a worker in any language take and run jobs over the
+	// worker protocol (WorkerService). It is not part of AllScopes: a key
+	// that submits jobs does not run them.
+	ScopeWorker = "worker"
 )
 
 // AllScopes is full access.

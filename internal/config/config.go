@@ -23,7 +23,9 @@ import (
 // flag and an environment variable; the flag wins. See the README's table.
 type Config struct {
 	RedisURL string // REDIS_URL; empty only in dev mode (embedded store)
-	Dev      bool   // JOBFORGE_DEV: embedded store without REDIS_URL, dev API key (cmd/jobforge-dev adds an in-process worker)
+	// WorkerProtocolAddr serves WorkerService (worker only; empty: off).
+	WorkerProtocolAddr string
+	Dev                bool // JOBFORGE_DEV: embedded store without REDIS_URL, dev API key (cmd/jobforge-dev adds an in-process worker)
 
 	GRPCAddr  string // JOBFORGE_GRPC_ADDR
 	HTTPAddr  string // JOBFORGE_HTTP_ADDR
@@ -123,18 +125,21 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&maxLost, "max-lost-attempts", env("JOBFORGE_MAX_LOST_ATTEMPTS", "3"), "attempts a job may lose to workers that crashed before it fails as WORKER_LOST (env JOBFORGE_MAX_LOST_ATTEMPTS)")
 	fs.BoolVar(&c.AllowCrashJobs, "allow-crash-jobs", getenv("JOBFORGE_ALLOW_CRASH_JOBS") == "true", `let simulate jobs with "outcome": "crash" end the worker process, for fault tests; otherwise such an attempt fails permanently (env JOBFORGE_ALLOW_CRASH_JOBS=true)`)
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("JOBFORGE_ADMIN_ADDR", ":8081"), "admin listen address: /metrics, /healthz, /readyz, /debug/pprof/ (env JOBFORGE_ADMIN_ADDR)")
+	// Credentials: the API's callers, and the worker protocol's workers.
+	fs.StringVar(&c.APIKeysFile, "api-keys-file", env("JOBFORGE_API_KEYS_FILE", ""), "JSON file of API keys (hashes only), e.g. a mounted Secret (env JOBFORGE_API_KEYS_FILE)")
+	fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("JOBFORGE_JWT_JWKS", ""), "JWKS file or URL for JWT bearer tokens (env JOBFORGE_JWT_JWKS)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("JOBFORGE_JWT_ISSUER", ""), "required JWT iss (env JOBFORGE_JWT_ISSUER)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", env("JOBFORGE_JWT_AUDIENCE", ""), "required JWT aud (env JOBFORGE_JWT_AUDIENCE)")
+	fs.StringVar(&jwtAlgs, "jwt-algorithms", env("JOBFORGE_JWT_ALGORITHMS", "RS256,ES256"), "accepted JWT algorithms (env JOBFORGE_JWT_ALGORITHMS)")
+	fs.StringVar(&c.JWTTenantClaim, "jwt-tenant-claim", env("JOBFORGE_JWT_TENANT_CLAIM", "tenant"), "JWT claim holding the tenant (env JOBFORGE_JWT_TENANT_CLAIM)")
 	switch p {
+	case Worker:
+		fs.StringVar(&c.WorkerProtocolAddr, "worker-protocol-addr", env("JOBFORGE_WORKER_PROTOCOL_ADDR", ""), "serve the worker protocol (WorkerService) for workers in other languages on this address; needs -api-keys-file or -jwt-jwks (env JOBFORGE_WORKER_PROTOCOL_ADDR)")
 	case API:
 		fs.StringVar(&c.GRPCAddr, "grpc-addr", env("JOBFORGE_GRPC_ADDR", ":9090"), "gRPC listen address (env JOBFORGE_GRPC_ADDR)")
 		fs.StringVar(&c.HTTPAddr, "http-addr", env("JOBFORGE_HTTP_ADDR", ":8080"), "REST gateway listen address (env JOBFORGE_HTTP_ADDR)")
 		fs.StringVar(&drain, "drain-delay", env("JOBFORGE_DRAIN_DELAY", "0s"), "time between readiness off and closing listeners (env JOBFORGE_DRAIN_DELAY)")
 		fs.BoolVar(&c.Dev, "dev", envDev, "development mode: embedded in-memory store when REDIS_URL is unset and a dev API key (env JOBFORGE_DEV; jobforge-dev, the all-in-one server, implies it)")
-		fs.StringVar(&c.APIKeysFile, "api-keys-file", env("JOBFORGE_API_KEYS_FILE", ""), "JSON file of API keys (hashes only), e.g. a mounted Secret (env JOBFORGE_API_KEYS_FILE)")
-		fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("JOBFORGE_JWT_JWKS", ""), "JWKS file or URL for JWT bearer tokens (env JOBFORGE_JWT_JWKS)")
-		fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("JOBFORGE_JWT_ISSUER", ""), "required JWT iss (env JOBFORGE_JWT_ISSUER)")
-		fs.StringVar(&c.JWTAudience, "jwt-audience", env("JOBFORGE_JWT_AUDIENCE", ""), "required JWT aud (env JOBFORGE_JWT_AUDIENCE)")
-		fs.StringVar(&jwtAlgs, "jwt-algorithms", env("JOBFORGE_JWT_ALGORITHMS", "RS256,ES256"), "accepted JWT algorithms (env JOBFORGE_JWT_ALGORITHMS)")
-		fs.StringVar(&c.JWTTenantClaim, "jwt-tenant-claim", env("JOBFORGE_JWT_TENANT_CLAIM", "tenant"), "JWT claim holding the tenant (env JOBFORGE_JWT_TENANT_CLAIM)")
 		fs.BoolVar(&c.AuthDisabled, "auth-disabled", getenv("JOBFORGE_AUTH_DISABLED") == "true", "serve without authentication: every caller has full access to the default tenant (env JOBFORGE_AUTH_DISABLED=true)")
 		fs.StringVar(&rateW, "rate-limit-write", env("JOBFORGE_RATE_LIMIT_WRITE", "200"), "write requests per second per caller; 0 = off (env JOBFORGE_RATE_LIMIT_WRITE)")
 		fs.StringVar(&rateR, "rate-limit-read", env("JOBFORGE_RATE_LIMIT_READ", "1000"), "read requests per second per caller; 0 = off (env JOBFORGE_RATE_LIMIT_READ)")
@@ -240,24 +245,27 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("log-format", fmt.Errorf("want json or text, got %q", c.LogFormat))
 	}
-	if p == API {
-		for _, a := range strings.Split(jwtAlgs, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				if a == "none" || strings.HasPrefix(a, "HS") {
-					bad("jwt-algorithms", fmt.Errorf("%q is not allowed: use asymmetric algorithms (RS*, PS*, ES*, EdDSA)", a))
-				}
-				c.JWTAlgorithms = append(c.JWTAlgorithms, a)
+	for _, a := range strings.Split(jwtAlgs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			if a == "none" || strings.HasPrefix(a, "HS") {
+				bad("jwt-algorithms", fmt.Errorf("%q is not allowed: use asymmetric algorithms (RS*, PS*, ES*, EdDSA)", a))
 			}
+			c.JWTAlgorithms = append(c.JWTAlgorithms, a)
 		}
+	}
+	if c.JWTJWKS != "" && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		bad("jwt-jwks", errors.New("JWT verification needs -jwt-issuer and -jwt-audience too"))
+	}
+	if p == Worker && c.WorkerProtocolAddr != "" && c.APIKeysFile == "" && c.JWTJWKS == "" {
+		bad("worker-protocol-addr", errors.New("the worker protocol needs credentials: set -api-keys-file and/or -jwt-jwks (keys with the worker scope)"))
+	}
+	if p == API {
 		c.RateWrite = parseInt("rate-limit-write", rateW, 0, 1_000_000)
 		c.RateRead = parseInt("rate-limit-read", rateR, 0, 1_000_000)
 		c.TenantRateWrite = parseInt("tenant-rate-limit-write", tRateW, 0, 1_000_000)
 		c.TenantRateRead = parseInt("tenant-rate-limit-read", tRateR, 0, 1_000_000)
 		c.MaxWaitingPerTenant = parseInt("max-waiting-per-tenant", maxWaiting, 0, 1_000_000_000)
 		c.MaxBodyBytes = parseInt("max-body-bytes", maxBody, 1024, 64<<20)
-		if c.JWTJWKS != "" && (c.JWTIssuer == "" || c.JWTAudience == "") {
-			bad("jwt-jwks", errors.New("JWT verification needs -jwt-issuer and -jwt-audience too"))
-		}
 		if (c.TLSCert == "") != (c.TLSKey == "") {
 			bad("tls-cert", errors.New("-tls-cert and -tls-key go together"))
 		}
