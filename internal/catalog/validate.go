@@ -188,3 +188,14 @@ func num(r *big.Rat) string {
 	}
 	return r.FloatString(6)
 }
+
+// CompileSchema compiles a payload JSON Schema and returns a function that
+// validates JSON payloads against it, reporting field violations as
+// Type.Validate does (for workers that declare types as schemas).
+func CompileSchema(schema json.RawMessage) (func(payload []byte) error, error) {
+	s, err := compile(schema)
+	if err != nil {
+		return nil, err
+	}
+	return (&Type{schema: s}).ValidateJSON, nil
+}
