@@ -299,13 +299,14 @@ return {1, st}`)
 	// ARGV: 1 tenant, 2 now_us, 3 task message, 4 job id, 5 queue,
 	// 6 now in Unix nanoseconds.
 	// Returns {1, previous state} when the job is PENDING again, {0, state}
-	// when it is not FAILED or CANCELLED (RUNNING while a cancelled attempt
-	// is still stopping), false when absent.
+	// when it is not FAILED or CANCELLED, {0, 'RUNNING', 'held'} while the
+	// worker of its last attempt still holds the task (a cancelled attempt
+	// still stopping, or an outcome not yet acknowledged), false when absent.
 	retryScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
 if st ~= 'FAILED' and st ~= 'CANCELLED' then return {0, st} end
-if redis.call('LPOS', KEYS[9], ARGV[4]) then return {0, 'RUNNING'} end
+if redis.call('LPOS', KEYS[9], ARGV[4]) then return {0, 'RUNNING', 'held'} end
 redis.call('HSET', KEYS[1], 'state', 'PENDING', 'update_us', ARGV[2],
   'budget_base', redis.call('HGET', KEYS[1], 'attempts') or 0, 'lost_base', redis.call('HGET', KEYS[1], 'lost') or 0)
 redis.call('HDEL', KEYS[1], 'end_us', 'expire_us', 'result', 'cancel_reason', 'cancel_by', 'cancel_us',

@@ -430,6 +430,12 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (_ *s
 // Retry runs a FAILED or CANCELLED job again with the same id and a fresh
 // attempt budget; attempt errors are kept. The record and the job's new
 // task are written in one step. Other states give *StateError.
+//
+// The record of a job's last attempt changes a moment before its worker
+// acknowledges the task; until then retryScript refuses to requeue the
+// task, which the acknowledgement would remove. Retry waits that moment
+// out (at most retryHeldFor, e.g. for a cancelled handler that has not
+// returned yet) rather than refusing a job the caller sees finished.
 func (s *Store) Retry(ctx context.Context, tenant, id string) (_ *store.Record, err error) {
 	defer markUnavailable(&err)
 	rec, err := s.Get(ctx, tenant, id)
@@ -439,26 +445,55 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (_ *store.Record, 
 	if rec.State != store.StateFailed && rec.State != store.StateCancelled {
 		return nil, &store.StateError{Op: "retry", State: rec.State}
 	}
-	rec.State, rec.ScheduleTime = store.StatePending, time.Time{}
-	now := s.now()
-	task := s.task(ctx, rec)
-	q := rec.Queue
+	wait, cancel := context.WithTimeout(ctx, retryHeldFor)
+	defer cancel()
+	for {
+		refused, held, err := s.retry(ctx, rec)
+		switch {
+		case err != nil:
+			return nil, err
+		case held && wait.Err() == nil:
+			select {
+			case <-wait.Done():
+			case <-time.After(retryHeldPoll):
+			}
+			continue
+		case refused != "":
+			return nil, cmp.Or(ctx.Err(), error(&store.StateError{Op: "retry", State: refused}))
+		}
+		s.wakeups.add(rec.Queue)
+		return s.Get(ctx, tenant, id)
+	}
+}
+
+// How long and how often Retry waits for a worker to let go of the task
+// of a job's last attempt.
+const (
+	retryHeldFor  = 2 * time.Second
+	retryHeldPoll = 10 * time.Millisecond
+)
+
+// retry runs retryScript for rec. refused is the state that keeps the job
+// from being retried, if any; held says that state is the task still held
+// by the worker of the last attempt.
+func (s *Store) retry(ctx context.Context, rec *store.Record) (refused store.State, held bool, err error) {
+	pending := *rec
+	pending.State, pending.ScheduleTime = store.StatePending, time.Time{}
+	now, id, q := s.now(), rec.ID, rec.Queue
 	res, err := retryScript.Run(ctx, s.rdb, []string{
-		jobKey(id), eventsKey(id), waitingKey(tenant), asynqTaskKey(q, id), asynqPendingKey(q),
+		jobKey(id), eventsKey(id), waitingKey(rec.Tenant), asynqTaskKey(q, id), asynqPendingKey(q),
 		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q), asynqAllQueues,
-	}, tenant, micros(now), task.encode(), id, q, asynqPendingSince(now)).Slice()
+	}, rec.Tenant, micros(now), s.task(ctx, &pending).encode(), id, q, asynqPendingSince(now)).Slice()
 	if errors.Is(err, redis.Nil) {
-		return nil, store.ErrNotFound
+		return "", false, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("retry job: %w", err)
+		return "", false, fmt.Errorf("retry job: %w", err)
 	}
-	ok, _ := res[0].(int64)
-	if ok == 0 {
-		return nil, &store.StateError{Op: "retry", State: store.State(fmt.Sprint(res[1]))}
+	if ok, _ := res[0].(int64); ok == 1 {
+		return "", false, nil
 	}
-	s.wakeups.add(q)
-	return s.Get(ctx, tenant, id)
+	return store.State(fmt.Sprint(res[1])), len(res) > 2, nil
 }
 
 // Ping checks that Redis answers.
