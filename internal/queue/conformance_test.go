@@ -1,0 +1,49 @@
+package queue_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobforge/jobforge/internal/queue"
+	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/store/storetest"
+	"github.com/jobforge/jobforge/jobs"
+)
+
+// The Redis store passes the storage seam's conformance suite, each case
+// on a database of its own.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Exercise(t, func(t *testing.T, opts storetest.Options) storetest.Harness {
+		rdb, err := queue.Connect(context.Background(), redistest.NewDB(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = rdb.Close() })
+		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
+			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
+		})
+		t.Cleanup(func() { _ = st.Close() })
+		return storetest.Harness{
+			Store:       st,
+			StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
+		}
+	})
+}
+
+func startConformanceWorker(t *testing.T, rdb queue.Client, opts storetest.Options, types []*jobs.Type) {
+	reg, err := jobs.NewRegistry(types...)
+	require.NoError(t, err)
+	w := queue.NewWorker(rdb, reg, queue.WorkerOptions{
+		Pools:                []queue.Pool{{Name: "conformance", Queues: map[string]int{storetest.Queue: 1}, Concurrency: 4}},
+		PollInterval:         5 * time.Millisecond,
+		DelayedCheckInterval: 20 * time.Millisecond,
+		ShutdownTimeout:      2 * time.Second,
+		Retention:            opts.Retention,
+		Backoff:              func(int) time.Duration { return 5 * time.Millisecond },
+		Logger:               testLogger(t),
+	})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Shutdown)
+}

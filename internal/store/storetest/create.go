@@ -1,0 +1,175 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobforge/jobforge/internal/store"
+)
+
+var idempotencyCases = []testCase{
+	{name: "same key and request: same job", run: testIdempotentRepeat},
+	{name: "same key, other request: conflict", run: testIdempotencyConflict},
+	{name: "same key in another tenant: another job", run: testIdempotencyPerTenant},
+	{name: "deterministic id: created once", run: testDeterministicID},
+	{name: "waiting-job quota per tenant", opts: Options{MaxWaitingPerTenant: 2}, run: testQuota},
+}
+
+// keyed is a job with an idempotency key and request hash.
+func keyed(tenant, key, hash, payload string) store.NewJob {
+	nj := newJob(tenant, payload)
+	nj.IdempotencyKey, nj.RequestHash = key, hash
+	return nj
+}
+
+func testIdempotentRepeat(t *testing.T, k *kit) {
+	first := k.create(t, keyed(tenantA, "order-1", "h1", `{"result":"a"}`))
+	require.Equal(t, "order-1", first.IdempotencyKey)
+	again, existed, err := k.s.Create(k.ctx, keyed(tenantA, "order-1", "h1", `{"result":"a"}`))
+	require.NoError(t, err)
+	require.True(t, existed)
+	require.Equal(t, first.ID, again.ID)
+	require.Equal(t, first.CreateTime, again.CreateTime)
+	recs, _, err := k.s.List(k.ctx, store.ListQuery{Tenant: tenantA, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "one job for the key")
+}
+
+func testIdempotencyConflict(t *testing.T, k *kit) {
+	first := k.create(t, keyed(tenantA, "order-2", "h1", `{"result":"a"}`))
+	_, _, err := k.s.Create(k.ctx, keyed(tenantA, "order-2", "h2", `{"result":"b"}`))
+	var ic *store.IdempotencyConflictError
+	require.ErrorAs(t, err, &ic)
+	require.Equal(t, "order-2", ic.Key)
+	require.Equal(t, first.ID, ic.JobID)
+}
+
+func testIdempotencyPerTenant(t *testing.T, k *kit) {
+	a := k.create(t, keyed(tenantA, "order-3", "h1", `{}`))
+	b := k.create(t, keyed(tenantB, "order-3", "h1", `{}`))
+	require.NotEqual(t, a.ID, b.ID)
+	require.Equal(t, tenantB, b.Tenant)
+}
+
+func testDeterministicID(t *testing.T, k *kit) {
+	nj := newJob(tenantA, `{}`)
+	nj.ID = "0190d3a4-1111-7000-8000-000000000001"
+	first := k.create(t, nj)
+	require.Equal(t, nj.ID, first.ID)
+	again, existed, err := k.s.Create(k.ctx, nj)
+	require.NoError(t, err)
+	require.True(t, existed)
+	require.Equal(t, first.ID, again.ID)
+	require.Equal(t, first.CreateTime, again.CreateTime)
+}
+
+func testQuota(t *testing.T, k *kit) {
+	k.create(t, newJob(tenantA, `{}`))
+	k.create(t, newJob(tenantA, `{}`))
+	_, _, err := k.s.Create(k.ctx, newJob(tenantA, `{}`))
+	var qe *store.QuotaError
+	require.ErrorAs(t, err, &qe)
+	require.Equal(t, 2, qe.Limit)
+	k.create(t, newJob(tenantB, `{}`)) // another tenant has its own quota
+
+	// A job that started no longer waits.
+	k.startWorker(t)
+	waitFor(t, func() bool {
+		_, _, err := k.s.Create(k.ctx, newJob(tenantA, `{}`))
+		return err == nil
+	}, "tenant A may create again once its jobs ran")
+}
+
+var batchCases = []testCase{
+	{name: "each item on its own", run: testBatchNotAtomic},
+	{name: "all or nothing", run: testBatchAtomic},
+}
+
+func testBatchNotAtomic(t *testing.T, k *kit) {
+	used := k.create(t, keyed(tenantA, "taken", "h1", `{}`))
+	results := k.s.CreateMany(k.ctx, []store.NewJob{
+		newJob(tenantA, `{"result":"one"}`),
+		keyed(tenantA, "taken", "other", `{}`),
+		keyed(tenantA, "taken", "h1", `{}`),
+		newJob(tenantA, `{"result":"three"}`),
+	}, false)
+	require.Len(t, results, 4)
+	require.NoError(t, results[0].Err)
+	var ic *store.IdempotencyConflictError
+	require.ErrorAs(t, results[1].Err, &ic)
+	require.NoError(t, results[2].Err)
+	require.True(t, results[2].Existed)
+	require.Equal(t, used.ID, results[2].Record.ID)
+	require.NoError(t, results[3].Err)
+	require.False(t, results[3].Existed)
+	for _, i := range []int{0, 3} {
+		got, err := k.s.Get(k.ctx, tenantA, results[i].Record.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.StatePending, got.State)
+	}
+	k.startWorker(t)
+	k.waitState(t, tenantA, results[3].Record.ID, store.StateSucceeded)
+}
+
+func testBatchAtomic(t *testing.T, k *kit) {
+	k.create(t, keyed(tenantA, "taken", "h1", `{}`))
+	batch := []store.NewJob{newJob(tenantA, `{}`), keyed(tenantA, "fresh", "h1", `{}`), keyed(tenantA, "taken", "other", `{}`)}
+	batch[0].ID = "0190d3a4-2222-7000-8000-000000000001"
+	results := k.s.CreateMany(k.ctx, batch, true)
+	require.Len(t, results, 3)
+	for i, r := range results {
+		require.Error(t, r.Err, "item %d", i)
+		require.Nil(t, r.Record, "item %d", i)
+	}
+	var ic *store.IdempotencyConflictError
+	require.ErrorAs(t, results[2].Err, &ic, "the failing item says why")
+
+	_, err := k.s.Get(k.ctx, tenantA, batch[0].ID)
+	require.ErrorIs(t, err, store.ErrNotFound, "no item of a failed atomic batch exists")
+	recs, _, err := k.s.List(k.ctx, store.ListQuery{Tenant: tenantA, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "only the job created before the batch")
+	again, existed, err := k.s.Create(k.ctx, keyed(tenantA, "fresh", "h2", `{}`))
+	require.NoError(t, err)
+	require.False(t, existed, "the key of an undone item is free")
+	require.NotEqual(t, batch[0].ID, again.ID)
+
+	ok := k.s.CreateMany(k.ctx, []store.NewJob{newJob(tenantA, `{}`), newJob(tenantA, `{}`)}, true)
+	for i, r := range ok {
+		require.NoError(t, r.Err, "item %d", i)
+		require.NotNil(t, r.Record)
+	}
+}
+
+var tenancyCases = []testCase{
+	{name: "another tenant's job does not exist", run: testTenancy},
+}
+
+func testTenancy(t *testing.T, k *kit) {
+	k.startWorker(t)
+	rec := k.create(t, newJob(tenantA, `{"fail_times":1,"permanent":true}`))
+	k.waitState(t, tenantA, rec.ID, store.StateFailed)
+
+	_, err := k.s.Get(k.ctx, tenantB, rec.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = k.s.Retry(k.ctx, tenantB, rec.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	err = k.s.Watch(k.ctx, tenantB, rec.ID, "", func(store.Event) error { return nil })
+	require.ErrorIs(t, err, store.ErrNotFound)
+	recs, next, err := k.s.List(k.ctx, store.ListQuery{Tenant: tenantB, Limit: 10})
+	require.NoError(t, err)
+	require.Empty(t, recs)
+	require.Nil(t, next)
+
+	pending := k.create(t, newJob(tenantA, `{"gate":true}`))
+	receive(t, k.started, "start")
+	_, err = k.s.Cancel(k.ctx, tenantB, pending.ID, "", "")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	got, err := k.s.Get(k.ctx, tenantA, pending.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StateRunning, got.State, "untouched by the other tenant's cancel")
+	recs, _, err = k.s.List(k.ctx, store.ListQuery{Tenant: tenantA, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+}
