@@ -1,11 +1,37 @@
 // Package store is jobforge's storage seam: the domain types of jobs,
-// schedules and queues, and the interfaces the API serves them through.
-// The types are plain Go values; how a backend encodes them (Redis hashes,
-// streams and asynq tasks in internal/queue) stays inside the backend.
+// schedules and queues, and the interfaces the API serves them through
+// (JobStore, ScheduleStore, QueueStore; Store is all three). The types are
+// plain Go values; how a backend encodes them (Redis hashes, streams and
+// asynq tasks in internal/queue) stays inside the backend.
 //
 // A job's stored state is a Record, not a "Job": the API's resource is
 // jobforgev1.Job and a handler's view of a run is jobs.Job, and a third
 // Job would leave every file that meets two of them guessing.
+//
+// What an implementation guarantees, beyond each method's comment:
+//
+//   - A create is atomic: the record, its idempotency key, its place in
+//     listings and quota and its run are stored together or not at all.
+//   - A job moves PENDING or SCHEDULED → RUNNING → SUCCEEDED, or through
+//     RETRYING back to RUNNING until its attempts are used up → FAILED; a
+//     permanent failure fails at once; Cancel makes any unfinished job
+//     CANCELLED for good, and a running handler sees its context cancelled.
+//     Finished states never change except by Retry of a FAILED or
+//     CANCELLED job. A refused transition is a *StateError.
+//   - Every method is scoped to a tenant; another tenant's job or schedule
+//     is ErrNotFound or ErrScheduleNotFound, never a different error.
+//   - A finished job is readable for the retention, then gone everywhere
+//     (Get, List, Watch) at once; an unfinished job never expires.
+//   - Each job's events have increasing, opaque ids; a watch resumed after
+//     any id sends exactly the events that followed it.
+//   - Following List cursors returns every job that matched when the
+//     listing began exactly once, newest first, whatever is created meanwhile.
+//   - Errors that mean the backend is unreachable match ErrUnavailable.
+//
+// The conformance suite in package storetest checks these with a real
+// worker (all but the last, which needs a backend to fail: the API's tests
+// stop Redis for it); every implementation runs it, the Redis one in
+// internal/queue's TestConformance.
 package store
 
 import "context"
