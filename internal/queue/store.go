@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,12 +98,9 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 // *IdempotencyConflictError.
 func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record, existed bool, err error) {
 	defer markUnavailable(&err)
-	if nj.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, false, fmt.Errorf("new job id: %w", err)
-		}
-		nj.ID = id.String()
+	nj, err = withID(nj)
+	if err != nil {
+		return nil, false, err
 	}
 	w := s.newWrite(ctx, nj)
 	var cmd *redis.Cmd
@@ -110,6 +108,19 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 		return nil, false, fmt.Errorf("write job: %w", err)
 	}
 	return s.created(ctx, w, cmd)
+}
+
+// withID gives a job without an id a new time-ordered one.
+func withID(nj store.NewJob) (store.NewJob, error) {
+	if nj.ID != "" {
+		return nj, nil
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nj, fmt.Errorf("new job id: %w", err)
+	}
+	nj.ID = id.String()
+	return nj, nil
 }
 
 // created turns the reply of createScript into Create's result.
@@ -286,17 +297,27 @@ func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool
 	results := make([]store.CreateResult, len(jobs))
 	writes := make([]*jobWrite, len(jobs))
 	for i, nj := range jobs {
-		if nj.ID == "" {
-			id, err := uuid.NewV7()
-			if err != nil {
-				results[i].Err = fmt.Errorf("new job id: %w", err)
-				continue
-			}
-			nj.ID = id.String()
+		nj, err := withID(nj)
+		if err != nil {
+			results[i].Err = err
+			continue
 		}
 		writes[i] = s.newWrite(ctx, nj)
 	}
-	cmds := make([]*redis.Cmd, len(jobs))
+	s.writeAll(ctx, writes, results)
+	for i := range results {
+		markUnavailable(&results[i].Err)
+	}
+	if atomic {
+		s.undoUnlessAll(ctx, results)
+	}
+	return results
+}
+
+// writeAll runs the writes (nil ones are skipped) in one pipeline and
+// records each outcome in results.
+func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []store.CreateResult) {
+	cmds := make([]*redis.Cmd, len(writes))
 	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		for i, w := range writes {
 			if w != nil {
@@ -314,22 +335,17 @@ func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool
 			results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
 		}
 	}
-	for i := range results {
-		markUnavailable(&results[i].Err)
+}
+
+// undoUnlessAll makes an all-or-nothing batch nothing when an item failed:
+// it removes the jobs the batch created and fails every item, each saying
+// which failure stopped it.
+func (s *Store) undoUnlessAll(ctx context.Context, results []store.CreateResult) {
+	i := slices.IndexFunc(results, func(r store.CreateResult) bool { return r.Err != nil })
+	if i < 0 {
+		return
 	}
-	if !atomic {
-		return results
-	}
-	var failed error
-	for _, r := range results {
-		if r.Err != nil {
-			failed = r.Err
-			break
-		}
-	}
-	if failed == nil {
-		return results
-	}
+	failed := results[i].Err
 	var undo []*store.Record
 	for i, r := range results {
 		if r.Record != nil && !r.Existed {
@@ -340,7 +356,6 @@ func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool
 		}
 	}
 	s.remove(context.WithoutCancel(ctx), undo...)
-	return results
 }
 
 // remove deletes jobs that were created but must not be (the rest of an
