@@ -54,8 +54,15 @@ func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slo
 			}
 		}
 	}
-	return queue.NewWorker(rdb, reg, queue.WorkerOptions{
-		Pools:                pools,
+	opts := workerOptions(cfg, log, obs)
+	opts.Pools = pools
+	return queue.NewWorker(rdb, reg, opts)
+}
+
+// workerOptions are the settings every worker runtime of this process
+// shares (the pools aside).
+func workerOptions(cfg config.Config, log *slog.Logger, obs *observability) queue.WorkerOptions {
+	return queue.WorkerOptions{
 		PollInterval:         cfg.PollInterval,
 		DelayedCheckInterval: cfg.DelayedCheckInterval,
 		ShutdownTimeout:      cfg.ShutdownTimeout,
@@ -66,7 +73,7 @@ func newWorker(rdb queue.Client, reg *jobs.Registry, cfg config.Config, log *slo
 		Logger:               log,
 		Metrics:              obs.metrics,
 		TracerProvider:       obs.tracing.Provider,
-	})
+	}
 }
 
 // RunAPI runs the API server until ctx is done. The API validates jobs
@@ -291,10 +298,16 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger, types [
 		_ = admin.Shutdown()
 		return err
 	}
-	log.Info("worker started", "admin_addr", admin.Addr(), "pools", cfg.Pools,
-		"queues", weights(cfg.Queues), "cpu_queues", weights(cfg.CPUQueues))
-
 	g, gctx := errgroup.WithContext(ctx)
+	protocol, err := startWorkerProtocol(gctx, g, cfg, log, rdb, obs)
+	if err != nil {
+		w.Shutdown()
+		_ = admin.Shutdown()
+		return err
+	}
+	log.Info("worker started", "admin_addr", admin.Addr(), "pools", cfg.Pools,
+		"queues", weights(cfg.Queues), "cpu_queues", weights(cfg.CPUQueues), "worker_protocol_addr", protocol)
+
 	sched := queue.NewScheduler(store, queue.SchedulerOptions{Logger: log.With("component", "scheduler")})
 	g.Go(func() error { return sched.Run(gctx) })
 	drained := make(chan struct{})
