@@ -37,11 +37,12 @@ build: ## Build bin/api, bin/worker, bin/jobforge-dev, bin/jobctl.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/jobforge-dev ./cmd/jobctl
 
 .PHONY: deps
-deps: ## Install the system packages tests need (redis-server, protoc, chromium) when missing.
+deps: ## Install the system packages tests need (redis-server, protoc, chromium, Python gRPC) when missing.
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	/usr/bin/python3 -c 'import grpc, grpc_tools' 2>/dev/null || missing="$$missing python3-grpcio python3-grpc-tools"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; \

@@ -160,7 +160,10 @@ func NewWorker(rdb redis.UniversalClient, reg *jobs.Registry, opts WorkerOptions
 // retryDelay applies the job's own retry policy (carried in a task header)
 // rather than one policy for the whole server. n is the number of failed
 // attempts so far minus one, as asynq counts.
-func (w *Worker) retryDelay(n int, _ error, t *asynq.Task) time.Duration {
+func (w *Worker) retryDelay(n int, err error, t *asynq.Task) time.Duration {
+	if errors.Is(err, errNotServed) {
+		return notServedDelay(n)
+	}
 	if w.opts.Backoff != nil {
 		return w.opts.Backoff(n + 1)
 	}
@@ -313,15 +316,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 
 	typ, ok := w.reg.Lookup(t.Type())
 	if !ok {
-		// A newer API accepted a type this worker does not know. Fail for
-		// good rather than retrying on a worker that cannot help.
-		log.Log(ctx, slog.LevelError, "job type not registered on this worker")
-		if _, err := w.start(ctx, keys, t.Headers()[headerTenant], id); err == nil {
-			w.finish(ctx, log, keys, store.StateFailed, nil, &store.AttemptError{
-				Message: fmt.Sprintf("job type %q is not registered on the worker", t.Type()), Attempt: 1, Permanent: true,
-			})
-		}
-		return fmt.Errorf("unknown job type %q: %w", t.Type(), asynq.SkipRetry)
+		return w.notServed(ctx, log, keys, t, id)
 	}
 
 	if ms, err := strconv.ParseInt(t.Headers()[headerNotBefore], 10, 64); err == nil {
@@ -418,6 +413,37 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: %w", asynq.SkipRetry, herr)
 	}
 	return herr
+}
+
+// errNotServed hands a task of a type this worker does not run back to its
+// queue, for a worker that does (retryDelay spaces the hand-backs).
+var errNotServed = errors.New("job type not run by this worker; handed back to its queue")
+
+// notServed handles a task whose type this worker does not run. Workers
+// with different job types may read one queue (a user's worker next to
+// cmd/worker, or a rolling deploy that adds a type): the task goes back to
+// its queue without starting an attempt, for a worker that runs the type.
+// Only when it has bounced for about a day (asynq's retry budget) does the
+// job fail, saying that no worker on its queue runs its type.
+func (w *Worker) notServed(ctx context.Context, log jobLogger, keys []string, t *asynq.Task, id string) error {
+	if n, _ := asynq.GetRetryCount(ctx); n < asynqRetryBudget-1 {
+		log.Log(ctx, slog.LevelDebug, "job type not run by this worker; handed back")
+		return errNotServed
+	}
+	log.Log(ctx, slog.LevelError, "no worker on this queue runs the job type; failing the job")
+	if _, err := w.start(ctx, keys, t.Headers()[headerTenant], id); err == nil {
+		w.finish(ctx, log, keys, store.StateFailed, nil, &store.AttemptError{
+			Message: fmt.Sprintf("no worker reading queue of this job runs job type %q", t.Type()), Attempt: 1, Permanent: true,
+		})
+	}
+	return fmt.Errorf("unknown job type %q: %w", t.Type(), asynq.SkipRetry)
+}
+
+// notServedDelay is how long a task a worker handed back waits before a
+// worker may take it again: growing from 100 ms, at most 90 s (so asynq's
+// retry budget lasts about a day).
+func notServedDelay(n int) time.Duration {
+	return min(100*time.Millisecond<<min(n, 10), 90*time.Second)
 }
 
 // run calls the handler, turning a panic into a failed attempt: the panic
