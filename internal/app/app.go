@@ -94,16 +94,16 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		return err
 	}
 	defer obs.close(log)
-	redisURL := cfg.RedisURL
+	redisCfg := redisConfig(cfg)
 	var embedded *queue.Embedded
-	if redisURL == "" {
+	if !cfg.RedisSentinel() && cfg.RedisURL == "" {
 		if embedded, err = queue.StartEmbedded(); err != nil {
 			return err
 		}
 		defer embedded.Close()
-		redisURL = embedded.URL()
+		redisCfg = queue.RedisConfig{URL: embedded.URL()}
 	}
-	rdb, err := queue.Connect(ctx, redisURL, redisTLS(cfg))
+	rdb, err := queue.ConnectConfig(ctx, redisCfg)
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger, types [
 		return err
 	}
 	defer obs.close(log)
-	rdb, err := queue.Connect(ctx, cfg.RedisURL, redisTLS(cfg))
+	rdb, err := queue.ConnectConfig(ctx, redisConfig(cfg))
 	if err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func PublishTypes(ctx context.Context, cfg config.Config, log *slog.Logger, type
 	if err != nil {
 		return err
 	}
-	rdb, err := queue.Connect(ctx, cfg.RedisURL, redisTLS(cfg))
+	rdb, err := queue.ConnectConfig(ctx, redisConfig(cfg))
 	if err != nil {
 		return err
 	}
@@ -360,8 +360,16 @@ func runScheduler(ctx context.Context, store *queue.Store, log *slog.Logger) (st
 	return func() { cancel(); <-done }
 }
 
-func redisTLS(cfg config.Config) queue.TLSFiles {
-	return queue.TLSFiles{CA: cfg.RedisCA, Cert: cfg.RedisCert, Key: cfg.RedisKey}
+// redisConfig is how the process reaches Redis: REDIS_URL, or Sentinel
+// setting by setting.
+func redisConfig(cfg config.Config) queue.RedisConfig {
+	return queue.RedisConfig{
+		URL:            cfg.RedisURL,
+		SentinelMaster: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs,
+		SentinelUsername: cfg.RedisSentinelUsername, SentinelPassword: cfg.RedisSentinelPassword,
+		Username: cfg.RedisUsername, Password: cfg.RedisPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,
+		TLSFiles: queue.TLSFiles{CA: cfg.RedisCA, Cert: cfg.RedisCert, Key: cfg.RedisKey},
+	}
 }
 
 // devAccess is the dev mode key and where it came from (the zero value:

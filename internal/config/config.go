@@ -70,6 +70,17 @@ type Config struct {
 
 	// Redis TLS (rediss://): CA bundle and optional client certificate.
 	RedisCA, RedisCert, RedisKey string // JOBFORGE_REDIS_CA, _CERT, _KEY
+
+	// Redis Sentinel given setting by setting, instead of REDIS_URL (so the
+	// passwords can come from their own Secret keys).
+	RedisSentinelMaster   string   // JOBFORGE_REDIS_SENTINEL_MASTER
+	RedisSentinelAddrs    []string // JOBFORGE_REDIS_SENTINEL_ADDRS: host:port,...
+	RedisSentinelUsername string   // JOBFORGE_REDIS_SENTINEL_USERNAME
+	RedisSentinelPassword string   // JOBFORGE_REDIS_SENTINEL_PASSWORD
+	RedisUsername         string   // JOBFORGE_REDIS_USERNAME: the master's
+	RedisPassword         string   // JOBFORGE_REDIS_PASSWORD: the master's
+	RedisDB               int      // JOBFORGE_REDIS_DB
+	RedisTLS              bool     // JOBFORGE_REDIS_TLS: TLS to the sentinels and the master
 }
 
 // Program selects the flags that apply.
@@ -102,12 +113,13 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		lostAfter, maxLost                string
 		jwtAlgs, rateW, rateR, tRateW     string
 		tRateR, maxWaiting, maxBody       string
+		sentinelAddrs, redisDB, redisTLS  string
 	)
 	envDev, devErr := false, error(nil)
 	if v := getenv("JOBFORGE_DEV"); v != "" {
 		envDev, devErr = strconv.ParseBool(v)
 	}
-	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL: redis://, rediss://, redis-sentinel:// (env REDIS_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL: redis://, rediss://, unix://, redis-sentinel://, rediss-sentinel:// (env REDIS_URL)")
 	fs.StringVar(&queues, "queues", env("JOBFORGE_QUEUES", "critical=6,default=3,low=1"), "I/O pool queues with weights (env JOBFORGE_QUEUES)")
 	fs.StringVar(&cpuQueues, "cpu-queues", env("JOBFORGE_CPU_QUEUES", "cpu=1"), "CPU pool queues with weights (env JOBFORGE_CPU_QUEUES)")
 	fs.StringVar(&retention, "retention", env("JOBFORGE_RETENTION", "24h"), "how long finished jobs stay readable (env JOBFORGE_RETENTION)")
@@ -154,6 +166,14 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&c.RedisCA, "redis-ca", env("JOBFORGE_REDIS_CA", ""), "CA bundle for rediss:// (env JOBFORGE_REDIS_CA)")
 	fs.StringVar(&c.RedisCert, "redis-cert", env("JOBFORGE_REDIS_CERT", ""), "client certificate for rediss:// (env JOBFORGE_REDIS_CERT)")
 	fs.StringVar(&c.RedisKey, "redis-key", env("JOBFORGE_REDIS_KEY", ""), "client key for rediss:// (env JOBFORGE_REDIS_KEY)")
+	fs.StringVar(&c.RedisSentinelMaster, "redis-sentinel-master", env("JOBFORGE_REDIS_SENTINEL_MASTER", ""), "Sentinel: name of the monitored master, instead of REDIS_URL (env JOBFORGE_REDIS_SENTINEL_MASTER)")
+	fs.StringVar(&sentinelAddrs, "redis-sentinel-addrs", env("JOBFORGE_REDIS_SENTINEL_ADDRS", ""), "Sentinel: sentinel addresses, host:port,host:port (env JOBFORGE_REDIS_SENTINEL_ADDRS)")
+	fs.StringVar(&c.RedisSentinelUsername, "redis-sentinel-username", env("JOBFORGE_REDIS_SENTINEL_USERNAME", ""), "Sentinel: user for the sentinels (env JOBFORGE_REDIS_SENTINEL_USERNAME)")
+	fs.StringVar(&c.RedisSentinelPassword, "redis-sentinel-password", env("JOBFORGE_REDIS_SENTINEL_PASSWORD", ""), "Sentinel: password of the sentinels; prefer the env variable (env JOBFORGE_REDIS_SENTINEL_PASSWORD)")
+	fs.StringVar(&c.RedisUsername, "redis-username", env("JOBFORGE_REDIS_USERNAME", ""), "Sentinel: user for the master (env JOBFORGE_REDIS_USERNAME)")
+	fs.StringVar(&c.RedisPassword, "redis-password", env("JOBFORGE_REDIS_PASSWORD", ""), "Sentinel: password of the master; prefer the env variable (env JOBFORGE_REDIS_PASSWORD)")
+	fs.StringVar(&redisDB, "redis-db", env("JOBFORGE_REDIS_DB", "0"), "Sentinel: database number on the master (env JOBFORGE_REDIS_DB)")
+	fs.StringVar(&redisTLS, "redis-tls", env("JOBFORGE_REDIS_TLS", "false"), "Sentinel: TLS to the sentinels and the master (env JOBFORGE_REDIS_TLS)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -279,8 +299,24 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	if (c.RedisCert == "") != (c.RedisKey == "") {
 		bad("redis-cert", errors.New("-redis-cert and -redis-key go together"))
 	}
-	if c.RedisURL == "" && !c.Dev {
-		bad("redis-url", errors.New("REDIS_URL is required (or run the API with -dev for an embedded in-memory store)"))
+	c.RedisDB = parseInt("redis-db", redisDB, 0, 1_000_000)
+	if v, err := strconv.ParseBool(redisTLS); err != nil {
+		bad("redis-tls", fmt.Errorf("not a boolean: %q", redisTLS))
+	} else {
+		c.RedisTLS = v
+	}
+	for _, a := range strings.Split(sentinelAddrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.RedisSentinelAddrs = append(c.RedisSentinelAddrs, a)
+		}
+	}
+	switch sentinel := c.RedisSentinel(); {
+	case sentinel && c.RedisURL != "":
+		bad("redis-url", errors.New("REDIS_URL and the -redis-sentinel-*, -redis-username, -redis-password, -redis-db and -redis-tls settings exclude each other: give the connection one way"))
+	case sentinel && (c.RedisSentinelMaster == "" || len(c.RedisSentinelAddrs) == 0):
+		bad("redis-sentinel-addrs", errors.New("Sentinel settings need both -redis-sentinel-master and -redis-sentinel-addrs (the other -redis-* connection settings only go with them; a single Redis takes REDIS_URL)"))
+	case !sentinel && c.RedisURL == "" && !c.Dev:
+		bad("redis-url", errors.New("REDIS_URL (or -redis-sentinel-master and -redis-sentinel-addrs) is required (or run the API with -dev for an embedded in-memory store)"))
 	}
 	return c, errors.Join(errs...)
 }
@@ -315,6 +351,13 @@ func parseQueues(flagName, spec string, bad func(string, error)) map[string]int 
 		out[name] = weight
 	}
 	return out
+}
+
+// RedisSentinel reports whether Redis is given by the discrete Sentinel
+// settings rather than REDIS_URL.
+func (c Config) RedisSentinel() bool {
+	return c.RedisSentinelMaster != "" || len(c.RedisSentinelAddrs) > 0 || c.RedisSentinelUsername != "" ||
+		c.RedisSentinelPassword != "" || c.RedisUsername != "" || c.RedisPassword != "" || c.RedisDB != 0 || c.RedisTLS
 }
 
 // AllQueues returns every configured queue name, sorted.

@@ -31,6 +31,30 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, []string{"cpu", "critical", "default", "low"}, c.AllQueues())
 }
 
+// TestLoadSentinel checks the discrete Sentinel settings, which stand in
+// for REDIS_URL.
+func TestLoadSentinel(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(config.Worker, "worker", []string{"-redis-db", "3"}, env(map[string]string{
+		"JOBFORGE_REDIS_SENTINEL_MASTER":   "mymaster",
+		"JOBFORGE_REDIS_SENTINEL_ADDRS":    "s-0:26379, s-1:26379",
+		"JOBFORGE_REDIS_SENTINEL_PASSWORD": "spw",
+		"JOBFORGE_REDIS_USERNAME":          "jobforge",
+		"JOBFORGE_REDIS_PASSWORD":          "mpw",
+		"JOBFORGE_REDIS_TLS":               "true",
+	}), io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.RedisSentinel())
+	require.Empty(t, c.RedisURL)
+	require.Equal(t, "mymaster", c.RedisSentinelMaster)
+	require.Equal(t, []string{"s-0:26379", "s-1:26379"}, c.RedisSentinelAddrs)
+	require.Equal(t, "spw", c.RedisSentinelPassword)
+	require.Equal(t, "jobforge", c.RedisUsername)
+	require.Equal(t, "mpw", c.RedisPassword)
+	require.Equal(t, 3, c.RedisDB)
+	require.True(t, c.RedisTLS)
+}
+
 func TestAPIAuthChoices(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"-auth-disabled"}, {"-api-keys-file", "/keys.json"}, {"-dev"}} {
@@ -63,7 +87,13 @@ func TestLoadRejects(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
-		{"no redis url", config.Worker, nil, map[string]string{}, "REDIS_URL is required"},
+		{"no redis url", config.Worker, nil, map[string]string{}, "REDIS_URL (or -redis-sentinel-master and -redis-sentinel-addrs) is required"},
+		{"url and sentinel settings", config.Worker, []string{"-redis-sentinel-master", "m", "-redis-sentinel-addrs", "s:26379"}, base, "exclude each other"},
+		{"url and master password", config.Worker, nil, map[string]string{"REDIS_URL": "redis://r", "JOBFORGE_REDIS_PASSWORD": "pw"}, "exclude each other"},
+		{"sentinel without master", config.Worker, []string{"-redis-sentinel-addrs", "s:26379"}, nil, "need both -redis-sentinel-master and -redis-sentinel-addrs"},
+		{"password without sentinel", config.Worker, []string{"-redis-password", "pw"}, nil, "need both -redis-sentinel-master and -redis-sentinel-addrs"},
+		{"bad redis db", config.Worker, []string{"-redis-sentinel-master", "m", "-redis-sentinel-addrs", "s:1", "-redis-db", "x"}, nil, `-redis-db: not an integer: "x"`},
+		{"bad redis tls", config.Worker, []string{"-redis-sentinel-master", "m", "-redis-sentinel-addrs", "s:1", "-redis-tls", "sometimes"}, nil, `-redis-tls: not a boolean`},
 		{"bad duration", config.Worker, []string{"-retention", "soon"}, base, `-retention: not a duration: "soon"`},
 		{"retention too short", config.Worker, []string{"-retention", "1s"}, base, "-retention: 1s is outside"},
 		{"bad weight", config.Worker, []string{"-queues", "a=0"}, base, "weight must be an integer in 1..1000"},

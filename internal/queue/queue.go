@@ -9,17 +9,10 @@
 package queue
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"syscall"
-	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jobforge/jobforge/internal/store"
@@ -55,114 +48,6 @@ func idemKey(tenant, key string) string { return keyPrefix + "idem:{" + tenant +
 
 // cancelChannel carries the ids of running jobs that were cancelled.
 const cancelChannel = keyPrefix + "cancel"
-
-// TLSFiles are optional PEM files for rediss:// connections: a CA bundle
-// to verify the server and a client certificate and key.
-type TLSFiles struct {
-	CA, Cert, Key string
-}
-
-func (f TLSFiles) apply(cfg *tls.Config) (*tls.Config, error) {
-	if f.CA == "" && f.Cert == "" {
-		return cfg, nil
-	}
-	if cfg == nil {
-		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if f.CA != "" {
-		pem, err := os.ReadFile(f.CA)
-		if err != nil {
-			return nil, fmt.Errorf("read redis CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis CA %s: no certificates", f.CA)
-		}
-		cfg.RootCAs = pool
-	}
-	if f.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
-		if err != nil {
-			return nil, fmt.Errorf("load redis client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
-// Client timeouts. While Redis is unreachable every call must fail fast, so
-// that the API answers 503 with a retry hint within a second instead of
-// hanging: go-redis's defaults (5 s dial timeout, 3 retries of 5 dial
-// attempts each) made a request wait up to 3 s. A refused connection now
-// fails in about 100 ms; a Redis that accepts but does not answer, after
-// ioTimeout. Blocking reads (watch) get their block time on top.
-const (
-	dialTimeout     = time.Second
-	ioTimeout       = time.Second
-	maxRetries      = 1
-	dialerRetries   = 2
-	dialerRetryWait = 50 * time.Millisecond
-)
-
-// Connect opens a go-redis client for a redis://, rediss://, redis-socket://
-// or redis-sentinel:// URL and checks that the server answers. tlsFiles
-// (optional) configure certificate checks for rediss://.
-func Connect(ctx context.Context, url string, tlsFiles ...TLSFiles) (redis.UniversalClient, error) {
-	opt, err := asynq.ParseRedisURI(url)
-	if err != nil {
-		return nil, fmt.Errorf("parse redis url: %w", err)
-	}
-	if len(tlsFiles) > 0 {
-		switch o := opt.(type) {
-		case asynq.RedisClientOpt:
-			if o.TLSConfig, err = tlsFiles[0].apply(o.TLSConfig); err != nil {
-				return nil, err
-			}
-			opt = o
-		case asynq.RedisFailoverClientOpt:
-			if o.TLSConfig, err = tlsFiles[0].apply(o.TLSConfig); err != nil {
-				return nil, err
-			}
-			opt = o
-		}
-	}
-	var rdb redis.UniversalClient
-	switch o := opt.(type) {
-	case asynq.RedisClientOpt:
-		rdb = redis.NewClient(&redis.Options{
-			Network: o.Network, Addr: o.Addr, Username: o.Username, Password: o.Password, DB: o.DB,
-			TLSConfig: o.TLSConfig, PoolSize: o.PoolSize,
-			// RESP2: jobforge uses no RESP3 feature, and on RESP3
-			// connections go-redis looks for pending push notifications
-			// around every command (an extra read on the socket): about a
-			// tenth of the CPU of a busy worker or API process.
-			Protocol:     2,
-			DialTimeout:  dialTimeout,
-			ReadTimeout:  ioTimeout,
-			WriteTimeout: ioTimeout,
-			MaxRetries:   maxRetries, DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryWait,
-		})
-	case asynq.RedisFailoverClientOpt:
-		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName: o.MasterName, SentinelAddrs: o.SentinelAddrs,
-			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
-			Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig, PoolSize: o.PoolSize,
-			DialTimeout:  dialTimeout,
-			ReadTimeout:  ioTimeout,
-			WriteTimeout: ioTimeout,
-			MaxRetries:   maxRetries, DialerRetries: dialerRetries, DialerRetryTimeout: dialerRetryWait,
-		})
-	default:
-		return nil, fmt.Errorf("unsupported redis url %q", url)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("ping redis: %w", err)
-	}
-	return rdb, nil
-}
 
 // IsUnavailable reports whether err means Redis could not be reached (as
 // opposed to a bug or a bad request), so callers may answer "retry later".

@@ -82,12 +82,14 @@ func NewDB(tb testing.TB) string {
 
 // Server is a redis-server child process.
 type Server struct {
-	port    int
-	dir     string
-	durable bool
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd has exited
+	port     int
+	dir      string
+	durable  bool
+	extra    []string // more redis-server arguments
+	sentinel string   // config file of a sentinel; empty for a Redis server
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd has exited
 }
 
 // ServerOption configures NewServer.
@@ -99,6 +101,11 @@ type ServerOption func(*Server)
 // Start on the same port reloads it, as a server configured for
 // durability does in production.
 func Durable() ServerOption { return func(s *Server) { s.durable = true } }
+
+// Args passes more arguments to redis-server, e.g. "--requirepass", "pw".
+func Args(args ...string) ServerOption {
+	return func(s *Server) { s.extra = append(s.extra, args...) }
+}
 
 // NewServer starts a dedicated redis-server for tests that stop and restart
 // it; it is stopped when the test ends.
@@ -154,10 +161,15 @@ func (s *Server) Start() error {
 	if s.durable {
 		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
 	}
-	cmd := exec.Command("redis-server", append([]string{
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--databases", strconv.Itoa(databases),
-		"--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}, aof...)...)
+		"--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}, aof...)
+	if s.sentinel != "" {
+		args = []string{s.sentinel, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+			"--dir", s.dir, "--protected-mode", "no", "--loglevel", "warning"}
+	}
+	cmd := exec.Command("redis-server", append(args, s.extra...)...)
 	logFile, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("redis-%d.log", s.port)))
 	if err != nil {
 		return err
@@ -265,7 +277,8 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	// A server with a password answers -NOAUTH: it is up all the same.
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("unexpected reply %q", line)
 	}
 	return nil
