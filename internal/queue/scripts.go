@@ -324,7 +324,7 @@ redis.call('DEL', KEYS[4])
 redis.call('SADD', KEYS[10], ARGV[5])
 redis.call('HSET', KEYS[4], 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[6])
 redis.call('LPUSH', KEYS[5], ARGV[4])
-return {1, st}`)
+return {1, st, redis.call('HGETALL', KEYS[1])}`)
 
 	// removeScript deletes a job created by an all-or-nothing batch whose
 	// other items failed, with its task if no worker took it yet.

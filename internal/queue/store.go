@@ -463,7 +463,7 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (_ *store.Record, 
 	wait, cancel := context.WithTimeout(ctx, retryHeldFor)
 	defer cancel()
 	for {
-		refused, held, err := s.retry(ctx, rec)
+		written, refused, held, err := s.retry(ctx, rec)
 		switch {
 		case err != nil:
 			return nil, err
@@ -477,7 +477,15 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (_ *store.Record, 
 			return nil, cmp.Or(ctx.Err(), error(&store.StateError{Op: "retry", State: refused}))
 		}
 		s.wakeups.add(rec.Queue)
-		return s.Get(ctx, tenant, id)
+		// The record as the retry wrote it (PENDING), not as a fast worker
+		// may have changed it since; a FAILED or CANCELLED job has no
+		// attempt running, so its attempt errors are the ones read above.
+		retried, err := decodeRecord(id, written, nil, s.now())
+		if err != nil {
+			return nil, err
+		}
+		retried.AttemptErrors = rec.AttemptErrors
+		return retried, nil
 	}
 }
 
@@ -491,7 +499,7 @@ const (
 // retry runs retryScript for rec. refused is the state that keeps the job
 // from being retried, if any; held says that state is the task still held
 // by the worker of the last attempt.
-func (s *Store) retry(ctx context.Context, rec *store.Record) (refused store.State, held bool, err error) {
+func (s *Store) retry(ctx context.Context, rec *store.Record) (written map[string]string, refused store.State, held bool, err error) {
 	pending := *rec
 	pending.State, pending.ScheduleTime = store.StatePending, time.Time{}
 	now, id, q := s.now(), rec.ID, rec.Queue
@@ -500,15 +508,20 @@ func (s *Store) retry(ctx context.Context, rec *store.Record) (refused store.Sta
 		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q), asynqAllQueues,
 	}, rec.Tenant, micros(now), s.task(ctx, &pending).encode(), id, q, asynqPendingSince(now)).Slice()
 	if errors.Is(err, redis.Nil) {
-		return "", false, store.ErrNotFound
+		return nil, "", false, store.ErrNotFound
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("retry job: %w", err)
+		return nil, "", false, fmt.Errorf("retry job: %w", err)
 	}
 	if ok, _ := res[0].(int64); ok == 1 {
-		return "", false, nil
+		fields, _ := res[2].([]any)
+		written = make(map[string]string, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			written[fmt.Sprint(fields[i])] = fmt.Sprint(fields[i+1])
+		}
+		return written, "", false, nil
 	}
-	return store.State(fmt.Sprint(res[1])), len(res) > 2, nil
+	return nil, store.State(fmt.Sprint(res[1])), len(res) > 2, nil
 }
 
 // Ping checks that Redis answers.

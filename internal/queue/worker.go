@@ -423,8 +423,8 @@ var errNotServed = errors.New("job type not run by this worker; handed back to i
 // with different job types may read one queue (a user's worker next to
 // cmd/worker, or a rolling deploy that adds a type): the task goes back to
 // its queue without starting an attempt, for a worker that runs the type.
-// Only when it has bounced for about a day (asynq's retry budget) does the
-// job fail, saying that no worker on its queue runs its type.
+// Only when it has bounced for about 50 minutes (asynq's retry budget) does
+// the job fail, saying that no worker on its queue runs its type.
 func (w *Worker) notServed(ctx context.Context, log jobLogger, keys []string, t *asynq.Task, id string) error {
 	if n, _ := asynq.GetRetryCount(ctx); n < asynqRetryBudget-1 {
 		log.Log(ctx, slog.LevelDebug, "job type not run by this worker; handed back")
@@ -440,10 +440,12 @@ func (w *Worker) notServed(ctx context.Context, log jobLogger, keys []string, t 
 }
 
 // notServedDelay is how long a task a worker handed back waits before a
-// worker may take it again: growing from 100 ms, at most 90 s (so asynq's
-// retry budget lasts about a day).
+// worker may take it again: growing from 100 ms to 3 s, short enough that a
+// job that met the wrong worker a few times is not held up much when the
+// right one is there, long enough that a job no worker runs does not keep
+// the queue busy (and asynq's retry budget lasts about 50 minutes).
 func notServedDelay(n int) time.Duration {
-	return min(100*time.Millisecond<<min(n, 10), 90*time.Second)
+	return min(100*time.Millisecond<<min(n, 5), 3*time.Second)
 }
 
 // run calls the handler, turning a panic into a failed attempt: the panic
