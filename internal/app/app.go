@@ -17,6 +17,7 @@ import (
 
 	"github.com/jobforge/jobforge/internal/api"
 	"github.com/jobforge/jobforge/internal/auth"
+	"github.com/jobforge/jobforge/internal/autoscale"
 	"github.com/jobforge/jobforge/internal/catalog"
 	"github.com/jobforge/jobforge/internal/config"
 	"github.com/jobforge/jobforge/internal/queue"
@@ -181,12 +182,22 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		defer w.Shutdown()
 		defer runScheduler(ctx, store, log)()
 	}
+	var scaling *autoscale.Server
+	if cfg.AutoscalingAddr != "" {
+		backlog := func(ctx context.Context, queues []string) ([]queue.QueueLoad, error) {
+			return queue.Backlog(ctx, rdb, queues)
+		}
+		if scaling, err = autoscale.NewServer(cfg.AutoscalingAddr, backlog, cfg.AllQueues(), log); err != nil {
+			return err
+		}
+		log.Info("serving the worker backlog for autoscaling", "autoscaling_addr", scaling.Addr(), "path", autoscale.Path)
+	}
 	log.Info("api started", "grpc_addr", srv.GRPCAddr(), "http_addr", srv.HTTPAddr(), "admin_addr", admin.Addr(),
 		"dev", cfg.Dev, "embedded_store", embedded != nil)
 	if cfg.Dev {
 		printBanner(stdout, cfg, srv, admin.Addr(), embedded, dev, reg)
 	}
-	return serveAPI(ctx, srv, admin, stats)
+	return serveAPI(ctx, srv, admin, stats, scaling)
 }
 
 func printBanner(w io.Writer, cfg config.Config, srv *api.Server, adminAddr string, embedded *queue.Embedded, dev devAccess, reg *jobs.Registry) {

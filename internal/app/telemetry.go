@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jobforge/jobforge/internal/api"
+	"github.com/jobforge/jobforge/internal/autoscale"
 	"github.com/jobforge/jobforge/internal/config"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/telemetry"
@@ -55,9 +56,12 @@ func (o *observability) admin(cfg config.Config, log *slog.Logger, ready func(co
 // serveAPI runs the API server with its admin server and the cluster queue
 // metrics until ctx is done. Readiness turns off on both ports first; the
 // admin port closes last, so metrics stay scrapeable while the API drains.
-func serveAPI(ctx context.Context, srv *api.Server, admin *telemetry.Admin, stats *queue.QueueStats) error {
+func serveAPI(ctx context.Context, srv *api.Server, admin *telemetry.Admin, stats *queue.QueueStats, scaling *autoscale.Server) error {
 	drained := make(chan struct{})
 	g, gctx := errgroup.WithContext(ctx)
+	if scaling != nil { // the worker backlog, for the autoscaler (nil: not served)
+		g.Go(func() error { return scaling.Run(gctx) })
+	}
 	g.Go(func() error { return admin.Run(gctx, drained) })
 	g.Go(func() error { stats.Run(gctx); return nil })
 	g.Go(func() error { defer close(drained); return srv.Run(gctx) })

@@ -30,6 +30,8 @@ type Config struct {
 	GRPCAddr  string // JOBFORGE_GRPC_ADDR
 	HTTPAddr  string // JOBFORGE_HTTP_ADDR
 	AdminAddr string // JOBFORGE_ADMIN_ADDR: /metrics, /healthz, /readyz, /debug/pprof/
+	// AutoscalingAddr serves the worker backlog for KEDA (API; empty: off).
+	AutoscalingAddr string // JOBFORGE_AUTOSCALING_ADDR
 
 	Queues         map[string]int // JOBFORGE_QUEUES: I/O pool queues and weights
 	CPUQueues      map[string]int // JOBFORGE_CPU_QUEUES: CPU pool queues and weights
@@ -150,6 +152,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	case API:
 		fs.StringVar(&c.GRPCAddr, "grpc-addr", env("JOBFORGE_GRPC_ADDR", ":9090"), "gRPC listen address (env JOBFORGE_GRPC_ADDR)")
 		fs.StringVar(&c.HTTPAddr, "http-addr", env("JOBFORGE_HTTP_ADDR", ":8080"), "REST gateway listen address (env JOBFORGE_HTTP_ADDR)")
+		fs.StringVar(&c.AutoscalingAddr, "autoscaling-addr", env("JOBFORGE_AUTOSCALING_ADDR", ""), "listen address of the worker backlog for autoscalers, GET /backlog?queues=a,b: pending jobs of unpaused queues plus running jobs; empty = not served (env JOBFORGE_AUTOSCALING_ADDR)")
 		fs.StringVar(&drain, "drain-delay", env("JOBFORGE_DRAIN_DELAY", "0s"), "time between readiness off and closing listeners (env JOBFORGE_DRAIN_DELAY)")
 		fs.BoolVar(&c.Dev, "dev", envDev, "development mode: embedded in-memory store when REDIS_URL is unset and a dev API key (env JOBFORGE_DEV; jobforge-dev, the all-in-one server, implies it)")
 		fs.BoolVar(&c.AuthDisabled, "auth-disabled", getenv("JOBFORGE_AUTH_DISABLED") == "true", "serve without authentication: every caller has full access to the default tenant (env JOBFORGE_AUTH_DISABLED=true)")
