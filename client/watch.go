@@ -176,6 +176,11 @@ func (c *Client) watchOnce(ctx context.Context, name, after string, fn func(*job
 		if err != nil {
 			return false, err
 		}
+		if c.conn.GetState() == connectivity.Shutdown {
+			// Close was called: an event that was already received is
+			// not passed on, so a closed client yields nothing more.
+			return false, convert(status.Error(codes.Canceled, "client closed"))
+		}
 		if !fn(ev) || endsWatch(ev) {
 			return true, nil
 		}
