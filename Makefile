@@ -133,7 +133,7 @@ BENCH_OUT   ?= bench/out
 BENCH_FLAGS ?=
 
 .PHONY: bench
-bench: ## Benchmarks B1-B8 against raw asynq in the same run (real redis-server, api, worker); ~3-4 min.
+bench: ## Benchmarks B1-B9 against raw asynq in the same run (real redis-server, api, worker, remote workers); ~4-5 min.
 	@command -v redis-server >/dev/null || $(MAKE) deps
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
 	BENCH_COMMAND="make bench$(if $(BENCH), BENCH=$(BENCH))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" \

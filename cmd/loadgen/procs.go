@@ -18,7 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// proc is a child process (redis-server, api, worker, raw-worker) whose
+// proc is a child process (redis-server, api, worker, raw-worker, remote
+// workers) whose
 // output goes to a log file in the run directory.
 type proc struct {
 	name   string
@@ -30,13 +31,18 @@ type proc struct {
 }
 
 func startProc(dir, name, bin string, args ...string) (*proc, error) {
+	return startProcEnv(dir, name, nil, bin, args...)
+}
+
+// startProcEnv is startProc with env added to this program's environment.
+func startProcEnv(dir, name string, env []string, bin string, args ...string) (*proc, error) {
 	f, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	p := &proc{name: name, cmd: exec.Command(bin, args...), log: f, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = f, f
-	p.cmd.Env = os.Environ()
+	p.cmd.Env = append(os.Environ(), env...)
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

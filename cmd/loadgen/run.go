@@ -29,7 +29,7 @@ import (
 
 // allBenchmarks in the order they run. B7 (memory) is read from the
 // processes of B1 and B5, B8 also runs as a test in internal/queue.
-var allBenchmarks = []string{"B1", "B2", "B3", "B5", "B4", "B6", "B8", "B7"}
+var allBenchmarks = []string{"B1", "B2", "B3", "B5", "B9", "B4", "B6", "B8", "B7"}
 
 type options struct {
 	only        []string
@@ -52,6 +52,10 @@ type options struct {
 	workerJobs  int
 	workerProcs []int
 
+	pythonJobs int
+	python     string
+	protoDir   string
+
 	cpuJobs   []time.Duration
 	cpuWork   time.Duration
 	idleCalls time.Duration
@@ -68,7 +72,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: loadgen [flags]\n\nRuns jobforge's benchmark suite (B1-B8) against raw asynq baselines in the same run.\n\n")
+		fmt.Fprintf(stderr, "usage: loadgen [flags]\n\nRuns jobforge's benchmark suite (B1-B9) against raw asynq baselines in the same run.\n\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -93,6 +97,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.schedJobs, "scheduled-jobs", 40, "scheduled jobs whose lateness B4 measures")
 	fs.IntVar(&o.workerJobs, "worker-jobs", 20000, "no-op jobs each worker run drains (B5)")
 	fs.StringVar(&procs, "worker-procs", "1,2,4", "worker process counts (B5)")
+	fs.IntVar(&o.pythonJobs, "python-jobs", 0, "no-op jobs the Python worker drains (B9; default -worker-jobs)")
+	fs.StringVar(&o.python, "python", "", "Python 3 with grpcio and grpc_tools for B9 (default /usr/bin/python3, else python3 on PATH)")
+	fs.StringVar(&o.protoDir, "proto-dir", "api/proto", "directory of jobforge/v1/worker_service.proto, for the Python worker's stubs (B9)")
 	fs.StringVar(&cpuJobs, "cpu-jobs", "10ms,100ms", "per-job CPU times of the CPU-bound jobs (B6)")
 	fs.DurationVar(&o.cpuWork, "cpu-work", 4*time.Second, "ideal duration of each CPU-bound run (B6)")
 	fs.DurationVar(&o.idleCalls, "idle-window", 3*time.Second, "how long idle Redis calls are counted (B8)")
@@ -147,12 +154,20 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if o.duration <= 0 || o.latencyJobs < 10 || o.workerJobs < 100 || o.batchConc < 1 || o.schedJobs < 1 {
 		errs = append(errs, errors.New("-duration must be positive, -latency-jobs at least 10, -worker-jobs at least 100"))
 	}
+	if o.pythonJobs == 0 {
+		o.pythonJobs = o.workerJobs
+	} else if o.pythonJobs < 100 {
+		errs = append(errs, errors.New("-python-jobs must be at least 100"))
+	}
 	return o, errors.Join(errs...)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "raw-worker" {
 		return runRawWorker(ctx, args[1:], stderr)
+	}
+	if len(args) > 0 && args[0] == "remote-worker" {
+		return runRemoteWorker(ctx, args[1:], getenv, stderr)
 	}
 	o, err := parseOptions(args, getenv, stderr)
 	if err != nil {
@@ -175,6 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	stages := map[string]func(context.Context) error{
 		"B1": s.benchCreateGRPC, "B2": s.benchCreateREST, "B3": s.benchBatchCreate,
 		"B4": s.benchLatency, "B5": s.benchWorker, "B6": s.benchCPU, "B7": s.benchMemory, "B8": s.benchRedisCalls,
+		"B9": s.benchRemoteWorker,
 	}
 	start := time.Now()
 	for _, b := range allBenchmarks {
@@ -308,14 +324,17 @@ func (s *suite) apiKey() (string, error) {
 	sum := sha256.Sum256([]byte(s.token))
 	b, err := json.Marshal(map[string]any{"keys": []map[string]any{{
 		"id": "bench", "tenant": "bench", "sha256": hex.EncodeToString(sum[:]),
-		"scopes": []string{"jobs.read", "jobs.write", "jobs.cancel", "admin"},
+		"scopes": []string{"jobs.read", "jobs.write", "jobs.cancel", "admin", "worker"},
 	}}})
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(s.logDir, "api-keys.json")
-	return path, os.WriteFile(path, b, 0o600)
+	return s.keysFile(), os.WriteFile(s.keysFile(), b, 0o600)
 }
+
+// keysFile is the API keys file apiKey writes; worker processes serving the
+// worker protocol read it too (B9).
+func (s *suite) keysFile() string { return filepath.Join(s.logDir, "api-keys.json") }
 
 func (s *suite) ensureAPI(ctx context.Context) error {
 	if s.api != nil {

@@ -199,8 +199,9 @@ func (s *suite) counters(ctx context.Context, q string) (processed, failed int64
 type drainRun struct {
 	rate     float64
 	rss      []int64
-	cpuPerJ  time.Duration // worker processes' CPU per job
-	redisPer time.Duration // redis-server CPU per job
+	cpuPerJ  time.Duration   // worker processes' CPU per job
+	cpuEach  []time.Duration // the same, process by process
+	redisPer time.Duration   // redis-server CPU per job
 }
 
 // drainRun fills the paused default queue with n no-op jobs, either through
@@ -234,13 +235,21 @@ func (s *suite) drainRun(ctx context.Context, procs int, raw bool, n int) (drain
 	if err != nil {
 		return out, err
 	}
+	return s.measureDrain(ctx, q, n, ps, fmt.Sprintf("%dprocs", procs))
+}
+
+// measureDrain resumes the paused queue q, which holds n jobs, and measures
+// how fast the processes ps drain it: jobs/s, their CPU and Redis's per job,
+// and their peak RSS. label names their CPU profiles (-pprof-dir).
+func (s *suite) measureDrain(ctx context.Context, q string, n int, ps []*proc, label string) (drainRun, error) {
+	var out drainRun
 	cpu0, err := cpuOf(append([]*proc{s.redis}, ps...))
 	if err != nil {
 		return out, err
 	}
 	var waits []func()
 	for _, p := range ps {
-		waits = append(waits, s.profile(ctx, p, fmt.Sprintf("%s %dprocs", p.name, procs), time.Second))
+		waits = append(waits, s.profile(ctx, p, p.name+" "+label, time.Second))
 	}
 	d, err := s.drain(ctx, q, n)
 	for _, w := range waits {
@@ -260,7 +269,9 @@ func (s *suite) drainRun(ctx context.Context, procs int, raw bool, n int) (drain
 	out.rate = float64(n) / d.Seconds()
 	out.redisPer = (cpu1[0] - cpu0[0]) / time.Duration(n)
 	for i := 1; i < len(cpu1); i++ {
-		out.cpuPerJ += (cpu1[i] - cpu0[i]) / time.Duration(n)
+		per := (cpu1[i] - cpu0[i]) / time.Duration(n)
+		out.cpuEach = append(out.cpuEach, per)
+		out.cpuPerJ += per
 	}
 	for _, p := range ps {
 		rss, err := p.peakRSS()
