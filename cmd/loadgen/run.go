@@ -395,7 +395,15 @@ func (s *suite) flush(ctx context.Context) error {
 	if err := s.rdb.FlushAll(ctx).Err(); err != nil {
 		return err
 	}
-	return s.publishTypes(ctx)
+	if err := s.publishTypes(ctx); err != nil {
+		return err
+	}
+	if s.api == nil {
+		return nil
+	}
+	// The api may have cached the empty catalogue between the flush and
+	// the publish; listing the job types refreshes its cache.
+	return s.api.waitReady(ctx, s.typeListed("simulate"))
 }
 
 // publishTypes publishes the built-in job types (`worker publish`): the API
