@@ -28,6 +28,7 @@ const (
 	reasonBadState        = "JOB_STATE_CONFLICT"
 	reasonIdempotency     = "IDEMPOTENCY_KEY_REUSED"
 	reasonUnavailable     = "BACKEND_UNAVAILABLE"
+	reasonNotReplicated   = "NOT_REPLICATED"
 	reasonInternal        = "INTERNAL"
 	// reasonInvalidSchema: the job type's published payload schema does
 	// not compile, so no payload can be accepted until its worker is fixed.
@@ -118,6 +119,11 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "request deadline exceeded")
+	case errors.Is(err, store.ErrNotReplicated):
+		log.WarnContext(ctx, "create not confirmed by enough replicas", "method", method, "error", err)
+		return withDetails(codes.Unavailable, "the job was written but no replica confirmed it in time, so it could be lost in a failover; retry with the same idempotency key (Idempotency-Key header, job.idempotency_key): the retry returns the job if it was kept and creates it if it was not",
+			&errdetails.ErrorInfo{Reason: reasonNotReplicated, Domain: errorDomain},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
 	case errors.Is(err, store.ErrUnavailable):
 		log.WarnContext(ctx, "backend unavailable", "method", method, "error", err)
 		return withDetails(codes.Unavailable, "job store temporarily unavailable; retry shortly",

@@ -111,6 +111,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	defer rdb.Close()
 	if embedded == nil {
 		queue.CheckDurability(ctx, rdb, log)
+		queue.CheckReplicas(ctx, rdb, cfg.RedisMinReplicas, log)
 	}
 	authn, dev, err := authenticator(ctx, cfg, log)
 	if err != nil {
@@ -127,6 +128,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 
 	store := queue.NewStore(rdb, log, queue.StoreOptions{
 		Retention: cfg.Retention, IdempotencyWindow: cfg.IdempotencyWindow, MaxWaitingPerTenant: cfg.MaxWaitingPerTenant,
+		MinReplicas: cfg.RedisMinReplicas, ReplicaTimeout: cfg.RedisReplicaTimeout,
 		Metrics: obs.metrics,
 	})
 	defer store.Close()

@@ -66,6 +66,10 @@ type Config struct {
 	RateWrite, RateRead             int // JOBFORGE_RATE_LIMIT_WRITE / _READ (per principal, req/s)
 	TenantRateWrite, TenantRateRead int // JOBFORGE_TENANT_RATE_LIMIT_WRITE / _READ
 	MaxWaitingPerTenant             int // JOBFORGE_MAX_WAITING_PER_TENANT
+	// RedisMinReplicas makes every create wait until that many replicas
+	// have it (Redis WAIT), at most RedisReplicaTimeout; 0 = no wait.
+	RedisMinReplicas    int           // JOBFORGE_REDIS_MIN_REPLICAS
+	RedisReplicaTimeout time.Duration // JOBFORGE_REDIS_REPLICA_TIMEOUT
 	MaxBodyBytes                    int // JOBFORGE_MAX_BODY_BYTES
 
 	TLSCert, TLSKey string // JOBFORGE_TLS_CERT, JOBFORGE_TLS_KEY
@@ -115,6 +119,7 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		lostAfter, maxLost                string
 		jwtAlgs, rateW, rateR, tRateW     string
 		tRateR, maxWaiting, maxBody       string
+		minReplicas, replicaTimeout       string
 		sentinelAddrs, redisDB, redisTLS  string
 	)
 	envDev, devErr := false, error(nil)
@@ -161,6 +166,8 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		fs.StringVar(&tRateW, "tenant-rate-limit-write", env("JOBFORGE_TENANT_RATE_LIMIT_WRITE", "1000"), "write requests per second per tenant; 0 = off (env JOBFORGE_TENANT_RATE_LIMIT_WRITE)")
 		fs.StringVar(&tRateR, "tenant-rate-limit-read", env("JOBFORGE_TENANT_RATE_LIMIT_READ", "5000"), "read requests per second per tenant; 0 = off (env JOBFORGE_TENANT_RATE_LIMIT_READ)")
 		fs.StringVar(&maxWaiting, "max-waiting-per-tenant", env("JOBFORGE_MAX_WAITING_PER_TENANT", "100000"), "pending+scheduled jobs a tenant may have; 0 = no cap (env JOBFORGE_MAX_WAITING_PER_TENANT)")
+		fs.StringVar(&minReplicas, "redis-min-replicas", env("JOBFORGE_REDIS_MIN_REPLICAS", "0"), "durability: a create is acknowledged only once this many Redis replicas have it (WAIT), so a failover cannot lose it; when fewer confirm in time the create answers 503, retry with the same idempotency key; 0 = acknowledge once the primary has it (env JOBFORGE_REDIS_MIN_REPLICAS)")
+		fs.StringVar(&replicaTimeout, "redis-replica-timeout", env("JOBFORGE_REDIS_REPLICA_TIMEOUT", "500ms"), "durability: how long a create waits for -redis-min-replicas, at most 900ms (env JOBFORGE_REDIS_REPLICA_TIMEOUT)")
 		fs.StringVar(&maxBody, "max-body-bytes", env("JOBFORGE_MAX_BODY_BYTES", "4194304"), "largest REST request body / gRPC message (env JOBFORGE_MAX_BODY_BYTES)")
 		fs.StringVar(&c.TLSCert, "tls-cert", env("JOBFORGE_TLS_CERT", ""), "TLS certificate file for gRPC and HTTP (env JOBFORGE_TLS_CERT)")
 		fs.StringVar(&c.TLSKey, "tls-key", env("JOBFORGE_TLS_KEY", ""), "TLS key file (env JOBFORGE_TLS_KEY)")
@@ -288,6 +295,9 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		c.TenantRateWrite = parseInt("tenant-rate-limit-write", tRateW, 0, 1_000_000)
 		c.TenantRateRead = parseInt("tenant-rate-limit-read", tRateR, 0, 1_000_000)
 		c.MaxWaitingPerTenant = parseInt("max-waiting-per-tenant", maxWaiting, 0, 1_000_000_000)
+		c.RedisMinReplicas = parseInt("redis-min-replicas", minReplicas, 0, 100)
+		// The wait shares the connection's 1 s read timeout.
+		c.RedisReplicaTimeout = parseDur("redis-replica-timeout", replicaTimeout, 10*time.Millisecond, 900*time.Millisecond)
 		c.MaxBodyBytes = parseInt("max-body-bytes", maxBody, 1024, 64<<20)
 		if (c.TLSCert == "") != (c.TLSKey == "") {
 			bad("tls-cert", errors.New("-tls-cert and -tls-key go together"))

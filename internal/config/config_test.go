@@ -108,6 +108,8 @@ func TestLoadRejects(t *testing.T) {
 		{"jwt without issuer", config.API, []string{"-jwt-jwks", "/k.json"}, base, "needs -jwt-issuer and -jwt-audience"},
 		{"symmetric jwt algorithm", config.API, []string{"-auth-disabled", "-jwt-algorithms", "HS256"}, base, `"HS256" is not allowed`},
 		{"dev key outside dev mode", config.API, []string{"-auth-disabled"}, map[string]string{"REDIS_URL": "redis://r", "JOBFORGE_DEV_KEY": "k"}, "only honoured in dev mode"},
+		{"replica wait longer than the read timeout", config.API, []string{"-auth-disabled", "-redis-min-replicas", "1", "-redis-replica-timeout", "2s"}, base, "-redis-replica-timeout: 2s is outside"},
+		{"negative replicas", config.API, []string{"-auth-disabled", "-redis-min-replicas", "-1"}, base, "-redis-min-replicas: -1 is outside"},
 		{"tls cert without key", config.API, []string{"-auth-disabled", "-tls-cert", "c.pem"}, base, "-tls-cert and -tls-key go together"},
 	}
 	for _, tt := range tests {
@@ -117,4 +119,17 @@ func TestLoadRejects(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}
+}
+
+func TestLoadDurability(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(config.API, "api", []string{"-auth-disabled", "-redis-min-replicas", "1"},
+		env(map[string]string{"REDIS_URL": "redis://r", "JOBFORGE_REDIS_REPLICA_TIMEOUT": "250ms"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 1, c.RedisMinReplicas)
+	require.Equal(t, 250*time.Millisecond, c.RedisReplicaTimeout)
+
+	c, err = config.Load(config.API, "api", []string{"-auth-disabled"}, env(map[string]string{"REDIS_URL": "redis://r"}), io.Discard)
+	require.NoError(t, err)
+	require.Zero(t, c.RedisMinReplicas, "off unless asked for")
 }

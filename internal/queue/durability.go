@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,5 +35,30 @@ func CheckDurability(ctx context.Context, rdb redis.UniversalClient, log *slog.L
 	}
 	if v := policy["maxmemory-policy"]; v != "noeviction" {
 		log.WarnContext(ctx, "Redis may evict keys under memory pressure, job records and tasks among them; set maxmemory-policy noeviction", "maxmemory-policy", v)
+	}
+}
+
+// CheckReplicas warns when the Redis primary has fewer connected replicas
+// than creates wait for (-redis-min-replicas): until enough replicas are
+// back, every create answers 503.
+func CheckReplicas(ctx context.Context, rdb redis.UniversalClient, want int, log *slog.Logger) {
+	if want == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		log.InfoContext(ctx, "could not read the Redis replication state", "error", err)
+		return
+	}
+	got := -1
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			got, _ = strconv.Atoi(v)
+		}
+	}
+	if got < want {
+		log.WarnContext(ctx, "the Redis primary has fewer connected replicas than creates wait for: creates answer 503 until enough replicas are connected", "connected_replicas", got, "redis_min_replicas", want)
 	}
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 	cancelled *prometheus.CounterVec
 	recovered *prometheus.CounterVec
 
+	notReplicated prometheus.Counter
+
 	runDuration *prometheus.HistogramVec
 	queueWait   *prometheus.HistogramVec
 
@@ -47,6 +49,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		failed:    counter("jobs_failed_total", "Jobs that failed for good: attempts exhausted or a permanent error."),
 		retried:   counter("jobs_retried_total", "Job attempts that failed and were scheduled to run again."),
 		cancelled: counter("jobs_cancelled_total", "Jobs cancelled through the API (pending, scheduled or running)."),
+		notReplicated: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "jobforge", Name: "creates_not_replicated_total",
+			Help: "Jobs whose create was answered 503 because fewer replicas than -redis-min-replicas confirmed it within -redis-replica-timeout.",
+		}),
 		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "jobforge", Name: "job_run_duration_seconds",
 			Help:    "Run time of job attempts that ended in success, retry or failure.",
@@ -68,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{
 		m.created, m.recovered, m.started, m.succeeded, m.failed, m.retried, m.cancelled,
-		m.runDuration, m.queueWait, m.slots, m.slotsBusy,
+		m.runDuration, m.queueWait, m.slots, m.slotsBusy, m.notReplicated,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -81,6 +87,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) JobCreated(typ, queue string) {
 	if m != nil {
 		m.created.WithLabelValues(typ, queue).Inc()
+	}
+}
+
+// NotReplicated counts jobs whose create was answered "retry" because
+// fewer replicas than required confirmed it in time.
+func (m *Metrics) NotReplicated(n int) {
+	if m != nil {
+		m.notReplicated.Add(float64(n))
 	}
 }
 

@@ -31,6 +31,8 @@ type Store struct {
 	idemWindow  time.Duration
 	maxWaiting  int
 	maxWatchers int
+	replicas    int           // WAIT for this many replicas after creates
+	replicaWait time.Duration // at most this long
 	metrics     *Metrics
 	wakeups     *wakeups // tells idle workers about new jobs (wakeup.go)
 	now         func() time.Time
@@ -55,7 +57,20 @@ type StoreOptions struct {
 	Metrics *Metrics
 	// MaxWatchers bounds concurrent watches (DefaultMaxWatchers if 0).
 	MaxWatchers int
+	// MinReplicas makes Create and CreateMany wait, in the same round
+	// trip, until that many replicas have the write (Redis WAIT), so that
+	// an acknowledged job survives a failover; 0 does not wait. A write
+	// that fewer replicas confirmed within ReplicaTimeout fails with an
+	// error matching store.ErrNotReplicated.
+	MinReplicas int
+	// ReplicaTimeout bounds the wait for replicas (DefaultReplicaTimeout
+	// if 0). It must stay below the client's read timeout (1 s).
+	ReplicaTimeout time.Duration
 }
+
+// DefaultReplicaTimeout is how long a create waits for its replicas unless
+// StoreOptions.ReplicaTimeout says otherwise.
+const DefaultReplicaTimeout = 500 * time.Millisecond
 
 // NewStore returns a Store on rdb. The caller owns rdb and closes it after
 // the Store.
@@ -71,6 +86,8 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 		o.MaxWaitingPerTenant = opts[0].MaxWaitingPerTenant
 		o.MaxWatchers = opts[0].MaxWatchers
 		o.Metrics = opts[0].Metrics
+		o.MinReplicas = opts[0].MinReplicas
+		o.ReplicaTimeout = opts[0].ReplicaTimeout
 	}
 	return &Store{
 		rdb:         rdb,
@@ -81,6 +98,8 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 		idemWindow:  o.IdempotencyWindow,
 		maxWaiting:  o.MaxWaitingPerTenant,
 		maxWatchers: cmp.Or(o.MaxWatchers, DefaultMaxWatchers),
+		replicas:    o.MinReplicas,
+		replicaWait: cmp.Or(o.ReplicaTimeout, DefaultReplicaTimeout),
 		metrics:     o.Metrics,
 		wakeups:     newWakeups(rdb),
 		now:         time.Now,
@@ -103,11 +122,50 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 		return nil, false, err
 	}
 	w := s.newWrite(ctx, nj)
-	var cmd *redis.Cmd
-	if err := s.pipelined(ctx, func(pipe redis.Pipeliner) { cmd = w.run(ctx, pipe) }); err != nil {
+	var (
+		cmd  *redis.Cmd
+		wait *redis.Cmd
+	)
+	if err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
+		cmd = w.run(ctx, pipe)
+		wait = s.waitReplicas(ctx, pipe)
+	}); err != nil && (wait == nil || !errors.Is(err, wait.Err())) {
 		return nil, false, fmt.Errorf("write job: %w", err)
 	}
-	return s.created(ctx, w, cmd)
+	rec, existed, err = s.created(ctx, w, cmd)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.replicated(wait, 1); err != nil {
+		return nil, false, err
+	}
+	return rec, existed, nil
+}
+
+// waitReplicas queues a WAIT for the store's replicas after the writes in
+// pipe, on the same connection, so it covers them; nil when the store does
+// not wait.
+func (s *Store) waitReplicas(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	if s.replicas == 0 {
+		return nil
+	}
+	return pipe.Do(ctx, "wait", s.replicas, s.replicaWait.Milliseconds())
+}
+
+// replicated checks the reply of waitReplicas for n jobs just written.
+func (s *Store) replicated(wait *redis.Cmd, n int) error {
+	if wait == nil {
+		return nil
+	}
+	got, err := wait.Int64()
+	if err == nil && got >= int64(s.replicas) {
+		return nil
+	}
+	s.metrics.NotReplicated(n)
+	if err != nil {
+		return &unavailableError{fmt.Errorf("%w: wait for %d replicas: %w", store.ErrNotReplicated, s.replicas, err)}
+	}
+	return &unavailableError{fmt.Errorf("%w: %d of %d replicas confirmed the write within %s", store.ErrNotReplicated, got, s.replicas, s.replicaWait)}
 }
 
 // withID gives a job without an id a new time-ordered one.
@@ -318,13 +376,19 @@ func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool
 // records each outcome in results.
 func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []store.CreateResult) {
 	cmds := make([]*redis.Cmd, len(writes))
+	var wait *redis.Cmd
 	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		for i, w := range writes {
 			if w != nil {
 				cmds[i] = w.run(ctx, pipe)
 			}
 		}
+		wait = s.waitReplicas(ctx, pipe)
 	})
+	if err != nil && wait != nil && errors.Is(err, wait.Err()) {
+		err = nil // only the wait failed: replicated reports it per job
+	}
+	written := 0
 	for i, w := range writes {
 		switch {
 		case w == nil:
@@ -333,6 +397,19 @@ func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []stor
 		default:
 			rec, existed, err := s.created(ctx, w, cmds[i])
 			results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
+			if err == nil {
+				written++
+			}
+		}
+	}
+	if err != nil || written == 0 {
+		return
+	}
+	if err := s.replicated(wait, written); err != nil {
+		for i := range results {
+			if results[i].Err == nil && writes[i] != nil {
+				results[i].Err = err // the Record stays, for undoUnlessAll
+			}
 		}
 	}
 }

@@ -21,6 +21,13 @@ var ErrTooManyWatchers = errors.New("too many concurrent watches on this server;
 // answer "retry later". Implementations keep the cause in the chain.
 var ErrUnavailable = errors.New("store unavailable")
 
+// ErrNotReplicated is matched by errors of creates that the backend wrote
+// but that fewer replicas than required confirmed in time: the job exists
+// unless the primary fails before a replica has it. Such errors also match
+// ErrUnavailable (retry later); a retry with the same idempotency key
+// returns the job if it survived and creates it if it did not.
+var ErrNotReplicated = errors.New("write not confirmed by enough replicas")
+
 // StateError is returned when an operation does not apply to the job's
 // current state, e.g. cancelling a finished job.
 type StateError struct {
