@@ -70,7 +70,7 @@ type Config struct {
 	// have it (Redis WAIT), at most RedisReplicaTimeout; 0 = no wait.
 	RedisMinReplicas    int           // JOBFORGE_REDIS_MIN_REPLICAS
 	RedisReplicaTimeout time.Duration // JOBFORGE_REDIS_REPLICA_TIMEOUT
-	MaxBodyBytes                    int // JOBFORGE_MAX_BODY_BYTES
+	MaxBodyBytes        int           // JOBFORGE_MAX_BODY_BYTES
 
 	TLSCert, TLSKey string // JOBFORGE_TLS_CERT, JOBFORGE_TLS_KEY
 

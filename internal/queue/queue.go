@@ -49,8 +49,9 @@ func idemKey(tenant, key string) string { return keyPrefix + "idem:{" + tenant +
 // cancelChannel carries the ids of running jobs that were cancelled.
 const cancelChannel = keyPrefix + "cancel"
 
-// IsUnavailable reports whether err means Redis could not be reached (as
-// opposed to a bug or a bad request), so callers may answer "retry later".
+// IsUnavailable reports whether err means Redis could not be reached or
+// cannot take writes for now (as opposed to a bug or a bad request), so
+// callers may answer "retry later".
 func IsUnavailable(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr) ||
@@ -58,7 +59,10 @@ func IsUnavailable(err error) bool {
 		errors.Is(err, redis.ErrPoolTimeout) ||
 		errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, net.ErrClosed)
+		errors.Is(err, net.ErrClosed) ||
+		// A failover in progress: the server is a replica now, still
+		// loading its data, or has lost its master.
+		redis.IsReadOnlyError(err) || redis.IsLoadingError(err) || redis.IsMasterDownError(err)
 }
 
 // unavailableError is an error that means Redis could not be reached,

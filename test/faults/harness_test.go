@@ -60,6 +60,11 @@ type cluster struct {
 	httpAddr          string
 	base              string
 	client            *http.Client
+	// redisURL is what the processes connect to (the Redis above unless
+	// the scenario says otherwise, e.g. its sentinel); apiEnv is added to
+	// the API's environment.
+	redisURL string
+	apiEnv   []string
 
 	mu      sync.Mutex
 	api     *proctest.Process
@@ -70,13 +75,22 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	srv := redistest.NewServer(t, redistest.Durable())
+	return newClusterOn(t, srv, srv.URL(0))
+}
+
+// newClusterOn is newCluster on a Redis of the scenario's own, reached
+// through redisURL.
+func newClusterOn(t *testing.T, srv *redistest.Server, redisURL string) *cluster {
+	t.Helper()
 	bins := proctest.Build(t, raceBinaries, "./cmd/api", "./cmd/worker")
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	t.Cleanup(transport.CloseIdleConnections)
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	c := &cluster{
 		t:         t,
-		redis:     redistest.NewServer(t, redistest.Durable()),
+		redis:     srv,
+		redisURL:  redisURL,
 		apiBin:    bins["api"],
 		workerBin: bins["worker"],
 		grpcAddr:  fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t)),
@@ -128,7 +142,7 @@ func (c *cluster) keepLogs() {
 // that workers write the "job attempt started" lines of the ledger.
 func (c *cluster) env() []string {
 	return []string{
-		"REDIS_URL=" + c.redis.URL(0),
+		"REDIS_URL=" + c.redisURL,
 		"JOBFORGE_AUTH_DISABLED=true",
 		"JOBFORGE_LOG_LEVEL=debug",
 		"JOBFORGE_LOG_FORMAT=json",
@@ -142,7 +156,7 @@ func (c *cluster) env() []string {
 // startAPI starts (or restarts) the API on the cluster's fixed ports.
 func (c *cluster) startAPI() *proctest.Process {
 	c.t.Helper()
-	p := proctest.StartWith(c.t, proctest.Options{Quiet: true}, c.apiBin, c.env(), "api started",
+	p := proctest.StartWith(c.t, proctest.Options{Quiet: true}, c.apiBin, append(c.env(), c.apiEnv...), "api started",
 		"-grpc-addr", c.grpcAddr, "-http-addr", c.httpAddr, "-admin-addr", "127.0.0.1:0")
 	c.mu.Lock()
 	c.api = p

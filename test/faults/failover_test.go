@@ -1,0 +1,202 @@
+//go:build faults
+
+package faults_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobforge/jobforge/internal/redistest"
+)
+
+// pickupBound is how soon after a failover workers run new jobs again.
+const (
+	pickupBound      = 2 * time.Second
+	failoverLoad     = 3 * time.Second // load before the failover and after the switch
+	failoverClients  = 4
+	failoverMaster   = "jobforge"
+	failoverDeadline = 30 * time.Second
+)
+
+// TestSentinelFailoverUnderSubmitLoad runs the API and a worker through a
+// sentinel (redis-sentinel://) against a primary with one replica, and
+// fails the primary over (SENTINEL FAILOVER) under a steady stream of
+// creates. Clients do what the API asks of them: each create carries an
+// idempotency key and is retried with it after a 503 until acknowledged.
+//
+// With the durability setting on (-redis-min-replicas 1) every
+// acknowledged job must survive; without it the test reports how many were
+// lost (the writes the old primary took after the replica was promoted).
+// Either way workers must run new jobs within pickupBound of the switch,
+// and no request may fail with anything but a 503.
+func TestSentinelFailoverUnderSubmitLoad(t *testing.T) {
+	for _, durable := range []bool{true, false} {
+		name := "durability off"
+		if durable {
+			name = "durability on"
+		}
+		t.Run(name, func(t *testing.T) { failover(t, durable) })
+	}
+}
+
+func failover(t *testing.T, durable bool) {
+	ctx := context.Background()
+	primary := redistest.NewServer(t, redistest.Durable())
+	_, port, err := net.SplitHostPort(primary.Addr())
+	require.NoError(t, err)
+	replica := redistest.NewServer(t, redistest.Durable(), redistest.Args("--replicaof", "127.0.0.1", port))
+	sentinel := redistest.NewSentinel(t, primary, redistest.SentinelOptions{MasterName: failoverMaster})
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr()})
+	t.Cleanup(func() { _ = sc.Close() })
+	// The sentinel learns of the replica from the primary; a failover
+	// needs it to know one that is in sync.
+	redistest.Eventually(t, 20*time.Second, func() bool {
+		rs, err := sc.Replicas(ctx, failoverMaster).Result()
+		return err == nil && len(rs) == 1 && rs[0]["flags"] == "slave" && rs[0]["master-link-status"] == "ok"
+	}, "the sentinel does not know the replica")
+
+	c := newClusterOn(t, primary, fmt.Sprintf("redis-sentinel://%s/0?master=%s", sentinel.Addr(), failoverMaster))
+	if durable {
+		c.apiEnv = []string{"JOBFORGE_REDIS_MIN_REPLICAS=1", "JOBFORGE_REDIS_REPLICA_TIMEOUT=300ms"}
+	}
+	c.startAPI()
+	c.startWorker(nil, "-concurrency", "16")
+
+	var (
+		mu        sync.Mutex
+		names     []string
+		latencies []reply            // acknowledged creates, for the cost of waiting for the replica
+		codes     = map[string]int{} // replies other than 200, by status
+		unacked   int                // creates still refused when the load stopped
+		wg        sync.WaitGroup
+		stop      = make(chan struct{})
+		stopped   = func() bool {
+			select {
+			case <-stop:
+				return true
+			default:
+				return false
+			}
+		}
+		retryWait = 100 * time.Millisecond
+	)
+	for range failoverClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopped() {
+				key := rand.Text()
+				for {
+					name, r := c.create(simulate{durationMillis: 20}, "Idempotency-Key", key)
+					if name != "" {
+						mu.Lock()
+						names = append(names, name)
+						latencies = append(latencies, r)
+						mu.Unlock()
+						break
+					}
+					mu.Lock()
+					if r.err != nil {
+						codes["no answer"]++
+					} else {
+						codes[strconv.Itoa(r.code)]++
+					}
+					mu.Unlock()
+					if stopped() {
+						mu.Lock()
+						unacked++
+						mu.Unlock()
+						break
+					}
+					wait := retryWait
+					if s, err := strconv.Atoi(r.header.Get("Retry-After")); err == nil && r.code == http.StatusServiceUnavailable {
+						wait = min(time.Duration(s)*time.Second, retryWait) // the hint is a whole second; the failover is over sooner
+					}
+					time.Sleep(wait)
+				}
+			}
+		}()
+	}
+	stopLoad := func() {
+		if !stopped() {
+			close(stop)
+			wg.Wait()
+		}
+	}
+	t.Cleanup(stopLoad)
+
+	<-time.After(failoverLoad) // load shape, not a wait for a condition
+	mu.Lock()
+	before := len(names)
+	mu.Unlock()
+	failoverAt := time.Now()
+	require.NoError(t, sc.Failover(ctx, failoverMaster).Err())
+	var switchAt time.Time
+	redistest.Eventually(t, failoverDeadline, func() bool {
+		addr, err := sc.GetMasterAddrByName(ctx, failoverMaster).Result()
+		if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == replica.Addr() {
+			switchAt = time.Now()
+			return true
+		}
+		return false
+	}, "the sentinel did not promote the replica")
+	<-time.After(failoverLoad)
+	stopLoad()
+
+	final, _, lost := c.settle(names, time.Now().Add(time.Minute), nil)
+	led := c.ledger()
+	// Pickup: the first attempt any job started after the switch.
+	pickup := time.Duration(-1)
+	for _, j := range final {
+		if st := j.time("startTime"); st.After(switchAt) && (pickup < 0 || st.Sub(switchAt) < pickup) {
+			pickup = st.Sub(switchAt)
+		}
+	}
+	dup := twice(led, names)
+	mu.Lock()
+	var steady []time.Duration // create latency before the failover
+	for _, r := range latencies {
+		if r.start.Before(failoverAt) {
+			steady = append(steady, r.latency)
+		}
+	}
+	slices.Sort(steady)
+	refused := codes["503"]
+	others := 0
+	for code, n := range codes {
+		if code != "503" {
+			others += n
+		}
+	}
+	report("sentinel failover, "+map[bool]string{true: "durability on", false: "durability off"}[durable],
+		"acknowledged", len(names), "before_failover", before, "lost", len(lost), "executed_twice", len(dup),
+		"refused_503", refused, "other_errors", others, "unacknowledged_at_stop", unacked,
+		"switch_s", switchAt.Sub(failoverAt), "pickup_after_switch_s", pickup,
+		"create_p50_ms", percentile(steady, 0.5), "create_p99_ms", percentile(steady, 0.99))
+	check(t, others == 0, "requests failed with something other than 503: %v", codes)
+	mu.Unlock()
+	check(t, len(names) > before, "no job was acknowledged after the failover")
+	check(t, pickup >= 0 && pickup <= pickupBound, "workers ran new jobs %s after the switch; want at most %s", pickup, pickupBound)
+	if durable {
+		check(t, len(lost) == 0, "%d acknowledged jobs lost with -redis-min-replicas 1: %s", len(lost), sample(lost, 5))
+	}
+}
+
+// percentile of sorted durations, in milliseconds.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return -1
+	}
+	return float64(sorted[int(p*float64(len(sorted)-1))].Microseconds()) / 1000
+}
