@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,33 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Exercise(t, func(t *testing.T, opts storetest.Options) storetest.Harness {
 		rdb, err := queue.Connect(context.Background(), redistest.NewDB(t))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = rdb.Close() })
+		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
+			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
+		})
+		t.Cleanup(func() { _ = st.Close() })
+		return storetest.Harness{
+			Store:       st,
+			StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
+		}
+	})
+}
+
+// The same through Redis Sentinel, with passwords of their own on the
+// master and the sentinel and non-zero databases (one per case).
+func TestConformanceSentinel(t *testing.T) {
+	t.Parallel()
+	master := redistest.NewServer(t, redistest.Args("--requirepass", masterPassword, "--databases", "128"))
+	sentinel := redistest.NewSentinel(t, master, redistest.SentinelOptions{
+		MasterName: masterName, MasterPassword: masterPassword, Password: sentinelPassword,
+	})
+	var db atomic.Int32
+	storetest.Exercise(t, func(t *testing.T, opts storetest.Options) storetest.Harness {
+		rdb, err := queue.ConnectConfig(context.Background(), queue.RedisConfig{
+			SentinelMaster: masterName, SentinelAddrs: []string{sentinel.Addr()},
+			SentinelPassword: sentinelPassword, Password: masterPassword, DB: int(db.Add(1)),
+		})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rdb.Close() })
 		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
