@@ -97,9 +97,27 @@ check-generated: deps tools ## Fail if committed generated code differs from a f
 	else echo "generated code is up to date"; fi
 
 .PHONY: test
-test: deps tools-grpcurl check-generated lint-openapi lint-proto breaking ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race.
+test: deps tools-grpcurl check-generated lint-openapi lint-proto breaking ## Run the whole suite: unit, integration, system and browser tests (real redis-server, headless chromium), with -race; then test-k8s.
 	$(GO) vet ./...
 	$(GO) test $(GOTESTFLAGS) ./...
+	$(MAKE) test-k8s
+
+# deploy/k8s is a Go module of its own (see deploy/k8s/README.md): the
+# kustomize API and the Kubernetes and KEDA types stay out of the programs'
+# dependency graph. Its test renders in memory and runs no process, so it
+# skips -race (which would only slow the build of those packages).
+K8S_DIR := deploy/k8s
+
+.PHONY: test-k8s
+test-k8s: ## The manifests test: render every overlay of deploy/k8s with the kustomize API and check it (its own Go module).
+	cd $(K8S_DIR) && $(GO) vet ./... && $(GO) test -count=1 -timeout 10m ./...
+
+OVERLAY ?= dev
+
+.PHONY: k8s
+k8s: ## Render deploy/k8s/overlays/OVERLAY (default dev) with IMAGE=name:tag or name@sha256:… into out/k8s/OVERLAY.yaml.
+	@test -n "$(IMAGE)" || { echo "usage: make k8s IMAGE=<name:tag or name@sha256:digest> [OVERLAY=dev|production|production-sentinel]"; exit 2; }
+	cd $(K8S_DIR) && $(GO) run ./cmd/render -overlay '$(OVERLAY)' -image '$(IMAGE)' -out $(CURDIR)/out/k8s/$(OVERLAY).yaml
 
 .PHONY: test-faults
 test-faults: ## Fault tests: real binaries, real redis-server with AOF, killed and restarted under load (~8 min)
@@ -142,6 +160,7 @@ bench: ## Benchmarks B1-B9 against raw asynq in the same run (real redis-server,
 .PHONY: lint
 lint: ## go vet + gofmt check.
 	$(GO) vet ./...
+	cd $(K8S_DIR) && $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^api/gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: vulncheck
@@ -149,5 +168,6 @@ vulncheck: ## govulncheck ./... against a local copy of the Go vulnerability dat
 	GO=$(GO) ./scripts/vulncheck.sh $(VULNCHECK_ARGS)
 
 .PHONY: tidy
-tidy: ## go mod tidy.
+tidy: ## go mod tidy (both modules).
 	$(GO) mod tidy
+	cd $(K8S_DIR) && $(GO) mod tidy
