@@ -452,6 +452,9 @@ func TestOverlays(t *testing.T) {
 			_, _, cfg := program(t, m, d.name, d.program)
 			require.Equal(t, want.sentinel, cfg.RedisSentinel(), "%s: Redis topology", d.name)
 			if want.sentinel {
+				if d.program == config.API {
+					require.GreaterOrEqual(t, cfg.RedisMinReplicas, 1, "with replicas, a create waits for one: a failover loses nothing acknowledged")
+				}
 				require.Empty(t, cfg.RedisURL)
 				require.NotContains(t, redis, "REDIS_URL")
 				require.NotEmpty(t, cfg.RedisSentinelPassword, "the sentinels have a password of their own")
