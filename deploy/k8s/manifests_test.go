@@ -248,8 +248,9 @@ func find[T metav1.Object](t *testing.T, list []T, name string) T {
 }
 
 // hashed matches the names kustomize's generators give: the name, a dash and
-// a hash of the content.
-var hashed = regexp.MustCompile(`^(.+)-[a-z0-9]{10}$`)
+// ten characters of a hash of the content (in kustomize's alphabet, which
+// leaves out vowels and look-alike digits).
+var hashed = regexp.MustCompile(`^(.+)-[bcdfghkmt2-9]{10}$`)
 
 // generated returns the generated object whose name before the hash is base.
 func generated[T metav1.Object](t *testing.T, list []T, base string) T {
