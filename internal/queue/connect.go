@@ -164,7 +164,7 @@ func ConnectConfig(ctx context.Context, cfg RedisConfig) (Client, error) {
 		if err := checkSentinels(ctx, failover); err != nil {
 			return nil, err
 		}
-		rdb = redis.NewFailoverClient(failover)
+		rdb = &failoverClient{Client: redis.NewFailoverClient(failover), opts: failover}
 	} else {
 		rdb = redis.NewClient(single)
 	}
@@ -180,6 +180,34 @@ func ConnectConfig(ctx context.Context, cfg RedisConfig) (Client, error) {
 		return nil, err
 	}
 	return rdb, nil
+}
+
+// failoverClient is a Sentinel client that keeps its options, so that the
+// clients opened next to it (the worker's, the watch pool) follow failovers
+// too: a plain copy of its options would keep the old master's connections
+// after a switch, and the worker would stall until they broke.
+type failoverClient struct {
+	*redis.Client
+	opts *redis.FailoverOptions
+}
+
+// newClientLike opens a client with a pool of its own to the Redis that rdb
+// talks to, following failovers as rdb does; tune adjusts the connection
+// options (pool sizes). ok is false for a client of another kind.
+func newClientLike(rdb redis.UniversalClient, tune func(*redis.Options)) (_ redis.UniversalClient, ok bool) {
+	switch c := rdb.(type) {
+	case *failoverClient:
+		o := *c.opts
+		t := redis.Options{PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns}
+		tune(&t)
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = t.PoolSize, t.MinIdleConns, t.MaxIdleConns
+		return &failoverClient{Client: redis.NewFailoverClient(&o), opts: &o}, true
+	case *redis.Client:
+		o := *c.Options()
+		tune(&o)
+		return redis.NewClient(&o), true
+	}
+	return nil, false
 }
 
 // clientDefaults are jobforge's settings for every client connection (see

@@ -204,11 +204,11 @@ func (w *waker) hold(ctx context.Context, p *wakePool) {
 // waker's hook, so that only their calls can be held; ok is false when rdb
 // is of a kind that cannot be copied (the worker then polls).
 func wakeClient(rdb redis.UniversalClient, w *waker) (redis.UniversalClient, bool) {
-	switch c := rdb.(type) {
-	case *redis.Client: // also Sentinel failover clients: the copy shares their dialer
-		dup := redis.NewClient(c.Options())
+	if dup, ok := newClientLike(rdb, func(*redis.Options) {}); ok {
 		dup.AddHook(w.hook())
 		return dup, true
+	}
+	switch c := rdb.(type) {
 	case *redis.ClusterClient:
 		dup := redis.NewClusterClient(c.Options())
 		dup.AddHook(w.hook())

@@ -34,10 +34,10 @@ func (s *Store) watchClient() (redis.UniversalClient, chan struct{}) {
 	s.watch.once.Do(func() {
 		s.watch.sem = make(chan struct{}, s.maxWatchers)
 		s.watch.rdb = s.rdb
-		if c, ok := s.rdb.(*redis.Client); ok {
-			o := *c.Options()
+		if c, ok := newClientLike(s.rdb, func(o *redis.Options) {
 			o.PoolSize, o.MinIdleConns, o.MaxIdleConns = s.maxWatchers, 0, 16
-			s.watch.rdb, s.watch.own = redis.NewClient(&o), true
+		}); ok {
+			s.watch.rdb, s.watch.own = c, true
 		}
 	})
 	return s.watch.rdb, s.watch.sem
