@@ -111,6 +111,11 @@ func (c *Client) Watch(ctx context.Context, nameOrID string, opts ...WatchOption
 			case ctx.Err() != nil:
 				yield(nil, ctx.Err())
 				return
+			case status.Code(err) == codes.DeadlineExceeded && hasDeadline(ctx):
+				// The caller's deadline, which the server enforces too: it
+				// may end the stream a moment before the caller's timer.
+				yield(nil, err)
+				return
 			case lastID == "" || !resumable(err) || c.conn.GetState() == connectivity.Shutdown:
 				// A watch that never got an event has nothing to resume
 				// from: the address, the token or the job is wrong. A
@@ -176,9 +181,13 @@ func (c *Client) watchOnce(ctx context.Context, name, after string, fn func(*job
 		if err != nil {
 			return false, err
 		}
+		if err := ctx.Err(); err != nil {
+			// The caller's context ended: an event that was already
+			// received is not passed on.
+			return false, err
+		}
 		if c.conn.GetState() == connectivity.Shutdown {
-			// Close was called: an event that was already received is
-			// not passed on, so a closed client yields nothing more.
+			// Close was called: the same for a closed client.
 			return false, convert(status.Error(codes.Canceled, "client closed"))
 		}
 		if !fn(ev) || endsWatch(ev) {
@@ -193,6 +202,11 @@ func endsWatch(ev *jobforgev1.JobEvent) bool {
 		return Terminal(ev.GetJob().GetState())
 	}
 	return ev.GetKind() == jobforgev1.JobEvent_STATE_CHANGED && Terminal(ev.GetState())
+}
+
+func hasDeadline(ctx context.Context) bool {
+	_, ok := ctx.Deadline()
+	return ok
 }
 
 // resumable reports whether a watch that ended with err should be resumed:
