@@ -3,6 +3,8 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,12 @@ func TestConnectSentinel(t *testing.T) {
 			n, err = db0.Exists(ctx, "asynq:{default}:t:"+rec.ID).Result()
 			require.NoError(t, err)
 			require.Zero(t, n, "the task landed in database 0")
+
+			// The queue UI over the same client, its Redis page included.
+			rr := httptest.NewRecorder()
+			queue.MonitoringHandler(rdb, "/monitoring").ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/monitoring/api/redis_info", nil))
+			require.Equal(t, http.StatusOK, rr.Code, rr.Body.String())
+			require.Contains(t, rr.Body.String(), "redis_version")
 		})
 	}
 }

@@ -32,4 +32,9 @@ func hideBytes(_ string, b []byte) string { return fmt.Sprintf("(%d bytes, not s
 // called.
 type sharedRedis struct{ rdb redis.UniversalClient }
 
-func (s sharedRedis) MakeRedisClient() any { return s.rdb }
+func (s sharedRedis) MakeRedisClient() any {
+	if c, ok := s.rdb.(*failoverClient); ok {
+		return c.Client // asynqmon serves its Redis info page for a *redis.Client
+	}
+	return s.rdb
+}
