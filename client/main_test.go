@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,9 +62,9 @@ func (w withServer) Run() int {
 	if testing.Short() {
 		return w.m.Run()
 	}
-	env := &mainTB{}
-	defer env.cleanup()
-	if !env.run(startServer) {
+	env := &proctest.MainTB{}
+	defer env.CleanupAll()
+	if !env.Run(startServer) {
 		fmt.Fprintln(os.Stderr, "client tests: the development server did not start")
 		return 1
 	}
@@ -102,72 +100,6 @@ func startServer(t testing.TB) {
 	key, err := os.ReadFile(filepath.Join(dir, ".jobforge", "dev-key"))
 	require.NoError(t, err, "the development server's key")
 	server.token = strings.TrimSpace(string(key))
-}
-
-// mainTB is the testing.TB of TestMain, for the helpers that take one
-// (proctest, require): a failure is printed and ends the function given
-// to run, Logf prints, and cleanups run when cleanup is called.
-type mainTB struct {
-	testing.TB // nil: only the methods below may be called
-
-	mu       sync.Mutex
-	failed   bool
-	cleanups []func()
-}
-
-// run calls fn with t and reports whether nothing failed. fn runs on a
-// goroutine of its own, so that FailNow can end it.
-func (t *mainTB) run(fn func(testing.TB)) bool {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(t)
-	}()
-	<-done
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return !t.failed
-}
-
-// cleanup runs the registered cleanups, the last registered first.
-func (t *mainTB) cleanup() {
-	for {
-		t.mu.Lock()
-		if len(t.cleanups) == 0 {
-			t.mu.Unlock()
-			return
-		}
-		f := t.cleanups[len(t.cleanups)-1]
-		t.cleanups = t.cleanups[:len(t.cleanups)-1]
-		t.mu.Unlock()
-		t.run(func(testing.TB) { f() })
-	}
-}
-
-func (t *mainTB) Helper() {}
-
-func (t *mainTB) Cleanup(f func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.cleanups = append(t.cleanups, f)
-}
-
-func (t *mainTB) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-}
-
-func (t *mainTB) Errorf(format string, args ...any) {
-	t.Logf(format, args...)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.failed = true
-}
-
-func (t *mainTB) FailNow() { runtime.Goexit() }
-
-func (t *mainTB) Fatalf(format string, args ...any) {
-	t.Errorf(format, args...)
-	t.FailNow()
 }
 
 // needServer skips the test in -short mode, where no server runs.

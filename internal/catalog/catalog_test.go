@@ -17,6 +17,9 @@ type resizePayload struct {
 	Width  int      `json:"width,omitempty" jsonschema:"minimum=1,maximum=4096"`
 	Format string   `json:"format,omitempty" jsonschema:"enum=png,enum=jpeg"`
 	Tags   []string `json:"tags,omitempty" jsonschema:"maxItems=2"`
+	Note   string   `json:"note,omitempty" jsonschema:"minLength=1"`
+	Code   string   `json:"code,omitempty" jsonschema:"minLength=3"`
+	Crop   []int    `json:"crop,omitempty" jsonschema:"minItems=1,maxItems=1"`
 }
 
 var resize = jobs.Define(jobs.Spec[resizePayload, string]{
@@ -49,6 +52,10 @@ func TestValidateNamesEachField(t *testing.T) {
 		{"too long", `{"url":"https://example.com/a/long/path"}`, []jobs.FieldViolation{{Field: "url", Description: "must be at most 20 characters long, got 31"}}},
 		{"not in enum", `{"url":"u","format":"gif"}`, []jobs.FieldViolation{{Field: "format", Description: `must be one of "png", "jpeg", got "gif"`}}},
 		{"too many items", `{"url":"u","tags":["a","b","c"]}`, []jobs.FieldViolation{{Field: "tags", Description: "must have at most 2 items, got 3"}}},
+		{"empty string", `{"url":"u","note":""}`, []jobs.FieldViolation{{Field: "note", Description: "must not be empty"}}},
+		{"too short", `{"url":"u","code":"ab"}`, []jobs.FieldViolation{{Field: "code", Description: "must be at least 3 characters long, got 2"}}},
+		{"empty list", `{"url":"u","crop":[]}`, []jobs.FieldViolation{{Field: "crop", Description: "must not be empty"}}},
+		{"one item at most", `{"url":"u","crop":[1,2]}`, []jobs.FieldViolation{{Field: "crop", Description: "must have at most 1 item, got 2"}}},
 		{"item of wrong type", `{"url":"u","tags":["a",1]}`, []jobs.FieldViolation{{Field: "tags.1", Description: "must be a string, got number"}}},
 		{"not an object", `[1]`, []jobs.FieldViolation{{Field: "", Description: "must be an object, got an array"}}},
 	}

@@ -146,13 +146,21 @@ func collect(e *jsonschema.ValidationError, out *jobs.ValidationError) {
 	case *kind.ExclusiveMaximum:
 		add(field, "must be less than %s, got %s", num(k.Want), num(k.Got))
 	case *kind.MinLength:
-		add(field, "must be at least %d characters long, got %d", k.Want, k.Got)
+		if k.Want == 1 {
+			add(field, "must not be empty")
+		} else {
+			add(field, "must be at least %s long, got %d", plural(k.Want, "character"), k.Got)
+		}
 	case *kind.MaxLength:
-		add(field, "must be at most %d characters long, got %d", k.Want, k.Got)
+		add(field, "must be at most %s long, got %d", plural(k.Want, "character"), k.Got)
 	case *kind.MinItems:
-		add(field, "must have at least %d items, got %d", k.Want, k.Got)
+		if k.Want == 1 {
+			add(field, "must not be empty")
+		} else {
+			add(field, "must have at least %s, got %d", plural(k.Want, "item"), k.Got)
+		}
 	case *kind.MaxItems:
-		add(field, "must have at most %d items, got %d", k.Want, k.Got)
+		add(field, "must have at most %s, got %d", plural(k.Want, "item"), k.Got)
 	case *kind.Enum:
 		want := make([]string, len(k.Want))
 		for i, w := range k.Want {
@@ -198,4 +206,12 @@ func CompileSchema(schema json.RawMessage) (func(payload []byte) error, error) {
 		return nil, err
 	}
 	return (&Type{schema: s}).ValidateJSON, nil
+}
+
+// plural is "1 item", "2 items".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
