@@ -2,8 +2,6 @@ package client_test
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/jobforge/jobforge/client"
 	"github.com/jobforge/jobforge/internal/proctest"
@@ -41,41 +38,15 @@ var server struct{ addr, token string }
 // server is started, the examples are skipped and the tests that need it
 // skip themselves.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		skip := "^Example"
-		if old := flag.Lookup("test.skip").Value.String(); old != "" {
-			skip += "|" + old
+	proctest.MainWith(m, "client tests: the development server", func(t testing.TB) {
+		startServer(t)
+		// The examples read them, as a program would.
+		for k, v := range map[string]string{"JOBFORGE_ADDR": server.addr, "JOBFORGE_TOKEN": server.token} {
+			if err := os.Setenv(k, v); err != nil {
+				t.Fatalf("%v", err)
+			}
 		}
-		if err := flag.Set("test.skip", skip); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-	}
-	goleak.VerifyTestMain(withServer{m})
-}
-
-// withServer runs the tests with the development server up.
-type withServer struct{ m *testing.M }
-
-func (w withServer) Run() int {
-	if testing.Short() {
-		return w.m.Run()
-	}
-	env := &proctest.MainTB{}
-	defer env.CleanupAll()
-	if !env.Run(startServer) {
-		fmt.Fprintln(os.Stderr, "client tests: the development server did not start")
-		return 1
-	}
-	// The examples read them, as a program would.
-	for k, v := range map[string]string{"JOBFORGE_ADDR": server.addr, "JOBFORGE_TOKEN": server.token} {
-		if err := os.Setenv(k, v); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return w.m.Run()
+	})
 }
 
 // startServer builds devServer and starts it on free loopback ports.

@@ -1,13 +1,9 @@
 package worker_test
 
 import (
-	"flag"
-	"fmt"
 	"os"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/jobforge/jobforge/internal/proctest"
 	"github.com/jobforge/jobforge/internal/redistest"
@@ -19,39 +15,12 @@ import (
 // program would. In -short mode nothing starts and the examples are
 // skipped.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		skip := "^Example"
-		if old := flag.Lookup("test.skip").Value.String(); old != "" {
-			skip += "|" + old
-		}
-		if err := flag.Set("test.skip", skip); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-	}
-	goleak.VerifyTestMain(withStack{m})
-}
-
-type withStack struct{ m *testing.M }
-
-func (w withStack) Run() int {
-	if testing.Short() {
-		return w.m.Run()
-	}
-	env := &proctest.MainTB{}
-	defer env.CleanupAll()
-	if !env.Run(startStack) {
-		fmt.Fprintln(os.Stderr, "worker tests: redis-server and the API did not start")
-		return 1
-	}
-	return w.m.Run()
+	proctest.MainWith(m, "worker tests: redis-server and the API", startStack)
 }
 
 func startStack(t testing.TB) {
 	srv := redistest.NewServer(t)
 	api := proctest.Build(t, false, "./cmd/api")["api"]
-	t.Cleanup(func() { _ = os.RemoveAll(api) })
 	p := proctest.StartWith(t, proctest.Options{Quiet: true}, api,
 		[]string{"REDIS_URL=" + srv.URL(0), "JOBFORGE_AUTH_DISABLED=true", "JOBFORGE_LOG_FORMAT=json"},
 		"api started", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")

@@ -84,13 +84,13 @@ type Server struct {
 	unused   unusedConns
 }
 
-// NewServer binds the listeners and wires the service. The REST gateway
-// calls the service through an in-process channel that runs the same
-// interceptor chain as the gRPC server, without a network hop.
 // streamWorkers is the size of the gRPC server's goroutine pool: the
 // concurrent requests a busy API sees from its clients.
 const streamWorkers = 64
 
+// NewServer binds the listeners and wires the service. The REST gateway
+// calls the service through an in-process channel that runs the same
+// interceptor chain as the gRPC server, without a network hop.
 func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	ic, err := newInterceptors(opts)
 	if err != nil {

@@ -1,11 +1,14 @@
 package proctest
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // MainTB is a testing.TB for TestMain, for the helpers that take one
@@ -84,4 +87,49 @@ func (t *MainTB) FailNow() { runtime.Goexit() }
 func (t *MainTB) Fatalf(format string, args ...any) {
 	t.Errorf(format, args...)
 	t.FailNow()
+}
+
+// MainWith is TestMain for packages whose examples need processes up:
+// start runs with a MainTB before the tests and examples, its cleanups
+// after them, then goroutine leaks are checked. In -short mode start does
+// not run and the examples are skipped (tests that need the processes skip
+// themselves). what names the processes in the message printed when start
+// fails.
+func MainWith(m *testing.M, what string, start func(testing.TB)) {
+	flag.Parse()
+	if testing.Short() {
+		skip := "^Example"
+		if old := flag.Lookup("test.skip").Value.String(); old != "" {
+			skip += "|" + old
+		}
+		if err := flag.Set("test.skip", skip); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	goleak.VerifyTestMain(withProcesses{m, what, start})
+}
+
+type withProcesses struct {
+	m     *testing.M
+	what  string
+	start func(testing.TB)
+}
+
+func (w withProcesses) Run() int {
+	if testing.Short() {
+		return w.m.Run()
+	}
+	env := &MainTB{}
+	defer func() {
+		env.CleanupAll()
+		if buildDir != "" {
+			_ = os.RemoveAll(buildDir)
+		}
+	}()
+	if !env.Run(w.start) {
+		fmt.Fprintf(os.Stderr, "%s did not start\n", w.what)
+		return 1
+	}
+	return w.m.Run()
 }

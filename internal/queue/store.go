@@ -129,7 +129,7 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 	if err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		cmd = w.run(ctx, pipe)
 		wait = s.waitReplicas(ctx, pipe)
-	}); err != nil && (wait == nil || !errors.Is(err, wait.Err())) {
+	}); writeFailed(err, wait) {
 		return nil, false, fmt.Errorf("write job: %w", err)
 	}
 	rec, existed, err = s.created(ctx, w, cmd)
@@ -150,6 +150,12 @@ func (s *Store) waitReplicas(ctx context.Context, pipe redis.Pipeliner) *redis.C
 		return nil
 	}
 	return pipe.Do(ctx, "wait", s.replicas, s.replicaWait.Milliseconds())
+}
+
+// writeFailed reports whether the pipeline of a create failed for a reason
+// other than its WAIT, which replicated reports on its own.
+func writeFailed(err error, wait *redis.Cmd) bool {
+	return err != nil && (wait == nil || !errors.Is(err, wait.Err()))
 }
 
 // replicated checks the reply of waitReplicas for n jobs just written.
@@ -385,8 +391,8 @@ func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []stor
 		}
 		wait = s.waitReplicas(ctx, pipe)
 	})
-	if err != nil && wait != nil && errors.Is(err, wait.Err()) {
-		err = nil // only the wait failed: replicated reports it per job
+	if !writeFailed(err, wait) {
+		err = nil
 	}
 	written := 0
 	for i, w := range writes {
