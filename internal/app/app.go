@@ -373,11 +373,12 @@ func runScheduler(ctx context.Context, store *queue.Store, log *slog.Logger) (st
 	return func() { cancel(); <-done }
 }
 
-// redisConfig is how the process reaches Redis: REDIS_URL, or Sentinel
-// setting by setting.
+// redisConfig is how the process reaches Redis: REDIS_URL, or Sentinel or
+// Cluster setting by setting.
 func redisConfig(cfg config.Config) queue.RedisConfig {
 	return queue.RedisConfig{
-		URL:            cfg.RedisURL,
+		URL:          cfg.RedisURL,
+		ClusterAddrs: cfg.RedisClusterAddrs,
 		SentinelMaster: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs,
 		SentinelUsername: cfg.RedisSentinelUsername, SentinelPassword: cfg.RedisSentinelPassword,
 		Username: cfg.RedisUsername, Password: cfg.RedisPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,

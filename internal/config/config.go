@@ -83,10 +83,14 @@ type Config struct {
 	RedisSentinelAddrs    []string // JOBFORGE_REDIS_SENTINEL_ADDRS: host:port,...
 	RedisSentinelUsername string   // JOBFORGE_REDIS_SENTINEL_USERNAME
 	RedisSentinelPassword string   // JOBFORGE_REDIS_SENTINEL_PASSWORD
-	RedisUsername         string   // JOBFORGE_REDIS_USERNAME: the master's
-	RedisPassword         string   // JOBFORGE_REDIS_PASSWORD: the master's
+	RedisUsername         string   // JOBFORGE_REDIS_USERNAME: the master's (or the Cluster nodes')
+	RedisPassword         string   // JOBFORGE_REDIS_PASSWORD: the master's (or the Cluster nodes')
 	RedisDB               int      // JOBFORGE_REDIS_DB
-	RedisTLS              bool     // JOBFORGE_REDIS_TLS: TLS to the sentinels and the master
+	RedisTLS              bool     // JOBFORGE_REDIS_TLS: TLS to the sentinels and the master (or the Cluster nodes)
+
+	// Redis Cluster given setting by setting, instead of REDIS_URL: seed
+	// nodes; RedisUsername, RedisPassword and RedisTLS apply to every node.
+	RedisClusterAddrs []string // JOBFORGE_REDIS_CLUSTER_ADDRS: host:port,...
 }
 
 // Program selects the flags that apply.
@@ -121,12 +125,13 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 		tRateR, maxWaiting, maxBody       string
 		minReplicas, replicaTimeout       string
 		sentinelAddrs, redisDB, redisTLS  string
+		clusterAddrs                      string
 	)
 	envDev, devErr := false, error(nil)
 	if v := getenv("JOBFORGE_DEV"); v != "" {
 		envDev, devErr = strconv.ParseBool(v)
 	}
-	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL: redis://, rediss://, unix://, redis-sentinel://, rediss-sentinel:// (env REDIS_URL)")
+	fs.StringVar(&c.RedisURL, "redis-url", env("REDIS_URL", ""), "Redis URL: redis://, rediss://, unix://, redis-sentinel://, rediss-sentinel://, redis-cluster://, rediss-cluster:// (env REDIS_URL)")
 	fs.StringVar(&queues, "queues", env("JOBFORGE_QUEUES", "critical=6,default=3,low=1"), "I/O pool queues with weights (env JOBFORGE_QUEUES)")
 	fs.StringVar(&cpuQueues, "cpu-queues", env("JOBFORGE_CPU_QUEUES", "cpu=1"), "CPU pool queues with weights (env JOBFORGE_CPU_QUEUES)")
 	fs.StringVar(&retention, "retention", env("JOBFORGE_RETENTION", "24h"), "how long finished jobs stay readable (env JOBFORGE_RETENTION)")
@@ -180,10 +185,11 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 	fs.StringVar(&sentinelAddrs, "redis-sentinel-addrs", env("JOBFORGE_REDIS_SENTINEL_ADDRS", ""), "Sentinel: sentinel addresses, host:port,host:port (env JOBFORGE_REDIS_SENTINEL_ADDRS)")
 	fs.StringVar(&c.RedisSentinelUsername, "redis-sentinel-username", env("JOBFORGE_REDIS_SENTINEL_USERNAME", ""), "Sentinel: user for the sentinels (env JOBFORGE_REDIS_SENTINEL_USERNAME)")
 	fs.StringVar(&c.RedisSentinelPassword, "redis-sentinel-password", env("JOBFORGE_REDIS_SENTINEL_PASSWORD", ""), "Sentinel: password of the sentinels; prefer the env variable (env JOBFORGE_REDIS_SENTINEL_PASSWORD)")
-	fs.StringVar(&c.RedisUsername, "redis-username", env("JOBFORGE_REDIS_USERNAME", ""), "Sentinel: user for the master (env JOBFORGE_REDIS_USERNAME)")
-	fs.StringVar(&c.RedisPassword, "redis-password", env("JOBFORGE_REDIS_PASSWORD", ""), "Sentinel: password of the master; prefer the env variable (env JOBFORGE_REDIS_PASSWORD)")
+	fs.StringVar(&clusterAddrs, "redis-cluster-addrs", env("JOBFORGE_REDIS_CLUSTER_ADDRS", ""), "Redis Cluster: seed node addresses, host:port,host:port, instead of REDIS_URL (env JOBFORGE_REDIS_CLUSTER_ADDRS)")
+	fs.StringVar(&c.RedisUsername, "redis-username", env("JOBFORGE_REDIS_USERNAME", ""), "Sentinel or Cluster: user for the master or the Cluster nodes (env JOBFORGE_REDIS_USERNAME)")
+	fs.StringVar(&c.RedisPassword, "redis-password", env("JOBFORGE_REDIS_PASSWORD", ""), "Sentinel or Cluster: password of the master or the Cluster nodes; prefer the env variable (env JOBFORGE_REDIS_PASSWORD)")
 	fs.StringVar(&redisDB, "redis-db", env("JOBFORGE_REDIS_DB", "0"), "Sentinel: database number on the master (env JOBFORGE_REDIS_DB)")
-	fs.StringVar(&redisTLS, "redis-tls", env("JOBFORGE_REDIS_TLS", "false"), "Sentinel: TLS to the sentinels and the master (env JOBFORGE_REDIS_TLS)")
+	fs.StringVar(&redisTLS, "redis-tls", env("JOBFORGE_REDIS_TLS", "false"), "Sentinel or Cluster: TLS to the sentinels and the master, or to the Cluster nodes (env JOBFORGE_REDIS_TLS)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -323,13 +329,26 @@ func Load(p Program, name string, args []string, getenv func(string) string, out
 			c.RedisSentinelAddrs = append(c.RedisSentinelAddrs, a)
 		}
 	}
+	for _, a := range strings.Split(clusterAddrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.RedisClusterAddrs = append(c.RedisClusterAddrs, a)
+		}
+	}
+	cluster := len(c.RedisClusterAddrs) > 0
 	switch sentinel := c.RedisSentinel(); {
+	case cluster && c.RedisURL != "":
+		bad("redis-url", errors.New("REDIS_URL and -redis-cluster-addrs exclude each other: give the connection one way"))
+	case cluster && (c.RedisSentinelMaster != "" || len(c.RedisSentinelAddrs) > 0 || c.RedisSentinelUsername != "" || c.RedisSentinelPassword != ""):
+		bad("redis-cluster-addrs", errors.New("-redis-cluster-addrs and the -redis-sentinel-* settings exclude each other: Redis is either a Cluster or Sentinel-managed"))
+	case cluster && c.RedisDB != 0:
+		bad("redis-db", errors.New("a Redis Cluster has only database 0"))
+	case cluster:
 	case sentinel && c.RedisURL != "":
 		bad("redis-url", errors.New("REDIS_URL and the -redis-sentinel-*, -redis-username, -redis-password, -redis-db and -redis-tls settings exclude each other: give the connection one way"))
 	case sentinel && (c.RedisSentinelMaster == "" || len(c.RedisSentinelAddrs) == 0):
-		bad("redis-sentinel-addrs", errors.New("Sentinel settings need both -redis-sentinel-master and -redis-sentinel-addrs (the other -redis-* connection settings only go with them; a single Redis takes REDIS_URL)"))
+		bad("redis-sentinel-addrs", errors.New("Sentinel settings need both -redis-sentinel-master and -redis-sentinel-addrs (the other -redis-* connection settings only go with them or with -redis-cluster-addrs; a single Redis takes REDIS_URL)"))
 	case !sentinel && c.RedisURL == "" && !c.Dev:
-		bad("redis-url", errors.New("REDIS_URL (or -redis-sentinel-master and -redis-sentinel-addrs) is required (or run the API with -dev for an embedded in-memory store)"))
+		bad("redis-url", errors.New("REDIS_URL (or -redis-sentinel-master and -redis-sentinel-addrs, or -redis-cluster-addrs) is required (or run the API with -dev for an embedded in-memory store)"))
 	}
 	return c, errors.Join(errs...)
 }
@@ -366,9 +385,16 @@ func parseQueues(flagName, spec string, bad func(string, error)) map[string]int 
 	return out
 }
 
+// RedisCluster reports whether Redis is a Cluster given by the discrete
+// settings rather than REDIS_URL.
+func (c Config) RedisCluster() bool { return len(c.RedisClusterAddrs) > 0 }
+
 // RedisSentinel reports whether Redis is given by the discrete Sentinel
 // settings rather than REDIS_URL.
 func (c Config) RedisSentinel() bool {
+	if c.RedisCluster() {
+		return false
+	}
 	return c.RedisSentinelMaster != "" || len(c.RedisSentinelAddrs) > 0 || c.RedisSentinelUsername != "" ||
 		c.RedisSentinelPassword != "" || c.RedisUsername != "" || c.RedisPassword != "" || c.RedisDB != 0 || c.RedisTLS
 }

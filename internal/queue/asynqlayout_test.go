@@ -55,6 +55,7 @@ func TestAsynqLayoutCompat(t *testing.T) {
 				nj.ScheduleTime = frozen.Add(tt.schedule)
 			}
 			w := st.newWrite(ctx, nj)
+			require.NoError(t, st.registerQueue(ctx, nj.Queue))
 			var cmd *redis.Cmd
 			require.NoError(t, st.pipelined(ctx, func(p redis.Pipeliner) { cmd = w.run(ctx, p) }))
 			_, _, err := st.created(ctx, w, cmd)

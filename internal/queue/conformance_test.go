@@ -2,10 +2,12 @@ package queue_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobforge/jobforge/internal/queue"
@@ -49,6 +51,46 @@ func TestConformanceSentinel(t *testing.T) {
 		})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rdb.Close() })
+		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
+			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
+		})
+		t.Cleanup(func() { _ = st.Close() })
+		return storetest.Harness{
+			Store:       st,
+			StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
+		}
+	})
+}
+
+// The same on a real 3-master Redis Cluster, where a job's keys and its
+// queue's asynq keys must share a slot for every script. A Cluster has one
+// database, so cases take a Cluster of their own from a pool and flush it
+// when they end.
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
+	pool := make(chan *redistest.Cluster, 4)
+	var clusters sync.WaitGroup
+	for range cap(pool) {
+		clusters.Go(func() { pool <- redistest.NewCluster(t, redistest.ClusterOptions{Password: masterPassword}) })
+	}
+	clusters.Wait()
+	storetest.Exercise(t, func(t *testing.T, opts storetest.Options) storetest.Harness {
+		c := <-pool
+		rdb, err := queue.Connect(context.Background(), c.URL())
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			// Runs last: the worker and the store have stopped.
+			ctx := context.Background()
+			err := rdb.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				return n.FlushAll(ctx).Err()
+			})
+			_ = rdb.Close()
+			if err != nil {
+				t.Errorf("flush cluster: %v", err)
+				return // not back in the pool
+			}
+			pool <- c
+		})
 		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
 			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
 		})

@@ -19,14 +19,19 @@ import (
 )
 
 // RedisConfig says how to reach Redis: a URL, or a Sentinel-managed master
-// described field by field. Every component of a process (store, worker,
+// or a Redis Cluster described field by field. Every component of a process (store, worker,
 // asynq's client, server and inspector, scheduler, limiter, watch, queue UI)
 // uses the one client that Connect returns for it.
 type RedisConfig struct {
 	// URL is redis://, rediss://, unix://, redis-socket://,
-	// redis-sentinel:// or rediss-sentinel:// (see Connect). When it is
-	// set, the fields below other than TLSFiles must be zero.
+	// redis-sentinel://, rediss-sentinel://, redis-cluster:// or
+	// rediss-cluster:// (see Connect). When it is set, the fields below
+	// other than TLSFiles must be zero.
 	URL string
+
+	// ClusterAddrs are seed nodes of a Redis Cluster (host:port); Username,
+	// Password and TLS apply to every node, and DB must be 0.
+	ClusterAddrs []string
 
 	// SentinelMaster is the name under which the sentinels monitor the
 	// master, SentinelAddrs their host:port addresses.
@@ -36,11 +41,13 @@ type RedisConfig struct {
 	// (Sentinel's own requirepass or ACL user), which often differ from the
 	// master's.
 	SentinelUsername, SentinelPassword string
-	// Username and Password authenticate to the master.
+	// Username and Password authenticate to the master (or to the
+	// Cluster's nodes).
 	Username, Password string
 	// DB is the database number on the master.
 	DB int
-	// TLS makes the connections to the sentinels and to the master TLS.
+	// TLS makes the connections to the sentinels and to the master (or to
+	// the Cluster's nodes) TLS.
 	TLS bool
 
 	// TLSFiles verify the server and present a client certificate on TLS
@@ -50,6 +57,9 @@ type RedisConfig struct {
 
 // sentinel reports whether the discrete Sentinel fields are in use.
 func (c RedisConfig) sentinel() bool {
+	if len(c.ClusterAddrs) > 0 {
+		return false
+	}
 	return c.SentinelMaster != "" || len(c.SentinelAddrs) > 0 || c.SentinelUsername != "" ||
 		c.SentinelPassword != "" || c.Username != "" || c.Password != "" || c.DB != 0 || c.TLS
 }
@@ -114,9 +124,12 @@ const (
 //	redis-socket://[:password@]/path/redis.sock[?db=N]
 //	redis-sentinel://[suser:spassword@]host:port[,host:port...][/db]?master=NAME[&username=U][&password=P]
 //	rediss-sentinel://...                          the same over TLS
+//	redis-cluster://[user:password@]host:port[,host:port...]  a Redis Cluster (seed nodes)
+//	rediss-cluster://...                           the same over TLS
 //
 // For Sentinel, the user information before @ authenticates to the
-// sentinels and the username and password parameters to the master.
+// sentinels and the username and password parameters to the master; for
+// Cluster, it authenticates to every node.
 func Connect(ctx context.Context, rawURL string, tlsFiles ...TLSFiles) (Client, error) {
 	cfg := RedisConfig{URL: rawURL}
 	if len(tlsFiles) > 0 {
@@ -129,21 +142,32 @@ func Connect(ctx context.Context, rawURL string, tlsFiles ...TLSFiles) (Client, 
 // says what to fix, when:
 //   - no sentinel knows the master name, or the sentinels or the master
 //     reject their credentials;
-//   - a single-Redis URL points at a Redis Cluster node (Cluster is not
-//     supported yet) or at a sentinel.
+//   - a single-Redis URL points at a Redis Cluster node (use
+//     redis-cluster://) or at a sentinel;
+//   - a Cluster's seed nodes are not Cluster nodes, or the Cluster is not
+//     in state ok (slots not all served).
 func ConnectConfig(ctx context.Context, cfg RedisConfig) (Client, error) {
 	var (
 		single   *redis.Options
 		failover *redis.FailoverOptions
+		cluster  *redis.ClusterOptions
 		err      error
 	)
 	switch {
-	case cfg.URL != "" && cfg.sentinel():
-		return nil, errors.New("redis: give either a URL or the Sentinel settings, not both")
+	case cfg.URL != "" && (cfg.sentinel() || len(cfg.ClusterAddrs) > 0):
+		return nil, errors.New("redis: give either a URL or the Sentinel or Cluster settings, not both")
+	case len(cfg.ClusterAddrs) > 0:
+		cluster, err = cfg.clusterOptions()
 	case cfg.URL == "" && !cfg.sentinel():
-		return nil, errors.New("redis: no URL and no Sentinel settings")
+		return nil, errors.New("redis: no URL and no Sentinel or Cluster settings")
 	case cfg.URL == "":
 		failover, err = cfg.failoverOptions()
+	case strings.HasPrefix(cfg.URL, "redis-cluster:") || strings.HasPrefix(cfg.URL, "rediss-cluster:"):
+		var c RedisConfig
+		if c, err = parseClusterURL(cfg.URL); err == nil {
+			c.TLSFiles = cfg.TLSFiles
+			cluster, err = c.clusterOptions()
+		}
 	case strings.HasPrefix(cfg.URL, "redis-sentinel:") || strings.HasPrefix(cfg.URL, "rediss-sentinel:"):
 		var s RedisConfig
 		if s, err = parseSentinelURL(cfg.URL); err == nil {
@@ -160,12 +184,20 @@ func ConnectConfig(ctx context.Context, cfg RedisConfig) (Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	var rdb Client
-	if failover != nil {
+	switch {
+	case cluster != nil:
+		cc := redis.NewClusterClient(cluster)
+		if err := checkCluster(ctx, cc); err != nil {
+			_ = cc.Close()
+			return nil, err
+		}
+		return cc, nil
+	case failover != nil:
 		if err := checkSentinels(ctx, failover); err != nil {
 			return nil, err
 		}
 		rdb = &failoverClient{Client: redis.NewFailoverClient(failover), opts: failover}
-	} else {
+	default:
 		rdb = redis.NewClient(single)
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -206,6 +238,12 @@ func newClientLike(rdb redis.UniversalClient, tune func(*redis.Options)) (_ redi
 		o := *c.Options()
 		tune(&o)
 		return redis.NewClient(&o), true
+	case *redis.ClusterClient:
+		o := *c.Options()
+		t := redis.Options{PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns}
+		tune(&t)
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = t.PoolSize, t.MinIdleConns, t.MaxIdleConns
+		return redis.NewClusterClient(&o), true
 	}
 	return nil, false
 }
@@ -231,13 +269,13 @@ func singleOptions(rawURL string, files TLSFiles) (*redis.Options, error) {
 	switch u.Scheme {
 	case "redis", "rediss":
 		if strings.Contains(u.Host, ",") {
-			return nil, errors.New("parse redis url: a redis:// URL names one server; for Sentinel use redis-sentinel://host:port,host:port/DB?master=NAME (Redis Cluster is not supported yet)")
+			return nil, errors.New("parse redis url: a redis:// URL names one server; for Sentinel use redis-sentinel://host:port,host:port/DB?master=NAME, for a Redis Cluster redis-cluster://host:port,host:port")
 		}
 	case "unix":
 	case "redis-socket": // asynq's name for unix://
 		u.Scheme = "unix"
 	default:
-		return nil, fmt.Errorf("parse redis url: unsupported scheme %q: want redis, rediss, unix, redis-socket, redis-sentinel or rediss-sentinel", u.Scheme)
+		return nil, fmt.Errorf("parse redis url: unsupported scheme %q: want redis, rediss, unix, redis-socket, redis-sentinel, rediss-sentinel, redis-cluster or rediss-cluster", u.Scheme)
 	}
 	// Only the database may be given as a parameter: the connection
 	// settings are jobforge's (see clientDefaults).
@@ -403,7 +441,100 @@ func sentinelMasters(ctx context.Context, sc *redis.SentinelClient) []string {
 
 // ErrClusterNode is returned by Connect for a single-Redis URL that points
 // at a Redis Cluster node.
-var ErrClusterNode = errors.New("this is a Redis Cluster node; Cluster is not supported yet")
+var ErrClusterNode = errors.New("this is a Redis Cluster node: connect with redis-cluster://host:port[,host:port...] or -redis-cluster-addrs")
+
+// parseClusterURL parses a redis-cluster:// or rediss-cluster:// URL.
+func parseClusterURL(rawURL string) (RedisConfig, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return RedisConfig{}, fmt.Errorf("parse redis cluster url: %w", redactErr(err, rawURL))
+	}
+	c := RedisConfig{TLS: u.Scheme == "rediss-cluster"}
+	if u.User != nil {
+		c.Username = u.User.Username()
+		c.Password, _ = u.User.Password()
+	}
+	for _, a := range strings.Split(u.Host, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.ClusterAddrs = append(c.ClusterAddrs, a)
+		}
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		return RedisConfig{}, fmt.Errorf("parse redis cluster url: a Redis Cluster has only database 0, got %q", p)
+	}
+	if len(u.Query()) > 0 {
+		return RedisConfig{}, errors.New("parse redis cluster url: no parameters are accepted")
+	}
+	return c, nil
+}
+
+// clusterOptions checks the Cluster fields and turns them into go-redis
+// options.
+func (c RedisConfig) clusterOptions() (*redis.ClusterOptions, error) {
+	var errs []error
+	if len(c.ClusterAddrs) == 0 {
+		errs = append(errs, errors.New("no seed node address (host:port,... or -redis-cluster-addrs)"))
+	}
+	for _, a := range c.ClusterAddrs {
+		if h, p, err := net.SplitHostPort(a); err != nil || h == "" || p == "" {
+			errs = append(errs, fmt.Errorf("node address %q is not host:port", a))
+		}
+	}
+	if c.DB != 0 {
+		errs = append(errs, fmt.Errorf("database %d: a Redis Cluster has only database 0", c.DB))
+	}
+	if c.SentinelMaster != "" || len(c.SentinelAddrs) > 0 || c.SentinelUsername != "" || c.SentinelPassword != "" {
+		errs = append(errs, errors.New("Sentinel settings do not go with a Cluster"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("redis cluster: %w", err)
+	}
+	var single redis.Options
+	clientDefaults(&single)
+	o := &redis.ClusterOptions{
+		Addrs: c.ClusterAddrs, Username: c.Username, Password: c.Password,
+		Protocol:    single.Protocol,
+		DialTimeout: single.DialTimeout, ReadTimeout: single.ReadTimeout, WriteTimeout: single.WriteTimeout,
+		MaxRetries: single.MaxRetries, DialerRetries: single.DialerRetries, DialerRetryTimeout: single.DialerRetryTimeout,
+	}
+	if c.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if c.TLSFiles != (TLSFiles{}) && o.TLSConfig == nil {
+		return nil, errors.New("redis cluster: a CA or client certificate is set but TLS is off (rediss-cluster:// or -redis-tls)")
+	}
+	var err error
+	if o.TLSConfig, err = c.TLSFiles.apply(o.TLSConfig); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkCluster fails unless the seed nodes are nodes of a Redis Cluster
+// that serves every slot: a plain Redis given as a Cluster, or a Cluster
+// with slots unassigned, would fail later on some keys only.
+func checkCluster(ctx context.Context, cc *redis.ClusterClient) error {
+	info, err := cc.ClusterInfo(ctx).Result()
+	if err != nil {
+		if isAuthError(err) {
+			return fmt.Errorf("redis cluster: the nodes rejected the credentials (the user information of a redis-cluster:// URL, or -redis-username/-redis-password): %w", err)
+		}
+		if strings.Contains(err.Error(), "cluster support disabled") {
+			return errors.New("redis cluster: the seed nodes are not Cluster nodes (cluster support disabled): for one Redis use redis://host:port")
+		}
+		return fmt.Errorf("redis cluster: %w", err)
+	}
+	if st := infoField(info, "cluster_state"); st != "ok" {
+		return fmt.Errorf("redis cluster: cluster_state is %q, not ok (are all 16384 slots assigned? see CLUSTER INFO)", st)
+	}
+	// Every node serving slots must answer: go-redis loads the slot map
+	// here, so a seed list that reaches only part of the Cluster fails now.
+	err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
+	if err != nil {
+		return fmt.Errorf("redis cluster: a master does not answer: %w", err)
+	}
+	return nil
+}
 
 // checkMode fails when the server is not a plain Redis (or a Sentinel
 // master): a Cluster node would answer MOVED to most writes after start-up

@@ -82,7 +82,7 @@ func TestConnectSentinel(t *testing.T) {
 			n, err := direct.Exists(ctx, "asynq:{default}:t:"+rec.ID).Result()
 			require.NoError(t, err)
 			require.EqualValues(t, 1, n, "asynq's task is not in database %d of the master", sentinelDB)
-			keys, err := direct.Keys(ctx, "jobforge:job:{"+rec.ID+"}*").Result()
+			keys, err := direct.Keys(ctx, "jobforge:{default}:job:"+rec.ID+"*").Result()
 			require.NoError(t, err)
 			require.NotEmpty(t, keys, "the job record is not in database %d of the master", sentinelDB)
 			db0 := redis.NewClient(&redis.Options{Addr: env.master.Addr(), Password: masterPassword})
@@ -167,7 +167,7 @@ func TestConnectClusterNode(t *testing.T) {
 		_ = rdb.Close()
 	}
 	require.ErrorIs(t, err, queue.ErrClusterNode)
-	require.ErrorContains(t, err, "this is a Redis Cluster node; Cluster is not supported yet")
+	require.ErrorContains(t, err, "this is a Redis Cluster node: connect with redis-cluster://")
 }
 
 // TestConnectConfigErrors checks the settings Connect refuses before it
@@ -179,8 +179,9 @@ func TestConnectConfigErrors(t *testing.T) {
 		cfg     queue.RedisConfig
 		wantErr string
 	}{
-		{name: "nothing", cfg: queue.RedisConfig{}, wantErr: "no URL and no Sentinel settings"},
-		{name: "url and settings", cfg: queue.RedisConfig{URL: "redis://h:6379/0", SentinelMaster: "m"}, wantErr: "either a URL or the Sentinel settings"},
+		{name: "nothing", cfg: queue.RedisConfig{}, wantErr: "no URL and no Sentinel or Cluster settings"},
+		{name: "url and settings", cfg: queue.RedisConfig{URL: "redis://h:6379/0", SentinelMaster: "m"}, wantErr: "either a URL or the Sentinel or Cluster settings"},
+		{name: "url and cluster", cfg: queue.RedisConfig{URL: "redis://h:6379/0", ClusterAddrs: []string{"h:1"}}, wantErr: "either a URL or the Sentinel or Cluster settings"},
 		{name: "no master", cfg: queue.RedisConfig{URL: "redis-sentinel://h:26379/0"}, wantErr: "the master name is missing"},
 		{name: "no sentinels", cfg: queue.RedisConfig{SentinelMaster: "m"}, wantErr: "no sentinel address"},
 		{name: "bad sentinel address", cfg: queue.RedisConfig{SentinelMaster: "m", SentinelAddrs: []string{"h"}}, wantErr: `sentinel address "h" is not host:port`},
@@ -189,7 +190,13 @@ func TestConnectConfigErrors(t *testing.T) {
 		{name: "CA without TLS", cfg: queue.RedisConfig{SentinelMaster: "m", SentinelAddrs: []string{"h:1"}, TLSFiles: queue.TLSFiles{CA: "ca.pem"}}, wantErr: "TLS is off"},
 		{name: "node list", cfg: queue.RedisConfig{URL: "redis://:pw@h1:6379,h2:6379/0"}, wantErr: "a redis:// URL names one server"},
 		{name: "unknown parameter", cfg: queue.RedisConfig{URL: "redis://h:6379/0?pool_size=3"}, wantErr: `unknown parameter "pool_size"`},
-		{name: "unknown scheme", cfg: queue.RedisConfig{URL: "redis-cluster://h:6379"}, wantErr: `unsupported scheme "redis-cluster"`},
+		{name: "unknown scheme", cfg: queue.RedisConfig{URL: "redis-clustr://h:6379"}, wantErr: `unsupported scheme "redis-clustr"`},
+		{name: "cluster database", cfg: queue.RedisConfig{URL: "redis-cluster://:pw@h1:6379,h2:6379/2"}, wantErr: "a Redis Cluster has only database 0"},
+		{name: "cluster parameter", cfg: queue.RedisConfig{URL: "redis-cluster://h1:6379?db=0"}, wantErr: "no parameters are accepted"},
+		{name: "bad cluster address", cfg: queue.RedisConfig{ClusterAddrs: []string{"h1"}}, wantErr: `node address "h1" is not host:port`},
+		{name: "cluster and sentinel", cfg: queue.RedisConfig{ClusterAddrs: []string{"h1:1"}, SentinelMaster: "m"}, wantErr: "Sentinel settings do not go with a Cluster"},
+		{name: "cluster settings database", cfg: queue.RedisConfig{ClusterAddrs: []string{"h1:1"}, DB: 3}, wantErr: "a Redis Cluster has only database 0"},
+		{name: "cluster CA without TLS", cfg: queue.RedisConfig{URL: "redis-cluster://h1:1", TLSFiles: queue.TLSFiles{CA: "ca.pem"}}, wantErr: "TLS is off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

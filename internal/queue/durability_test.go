@@ -48,7 +48,7 @@ func TestCreateWaitsForReplicas(t *testing.T) {
 	}
 	onReplica := func(t *testing.T, id string) bool {
 		t.Helper()
-		n, err := replicaRDB.Exists(ctx, "jobforge:job:{"+id+"}").Result()
+		n, err := replicaRDB.Exists(ctx, "jobforge:{default}:job:"+id).Result()
 		require.NoError(t, err)
 		return n == 1
 	}

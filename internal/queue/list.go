@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -16,12 +15,39 @@ import (
 // rather than scanning everything.
 const listScanBudget = 5000
 
+// listChunk is how many index entries of each queue List reads at a time.
+const listChunk = 200
+
+// indexEntry is one entry of a tenant's index in a queue.
+type indexEntry struct {
+	ref   jobRef
+	score int64
+}
+
+// before reports whether e comes before o in a list: newest first, and
+// among jobs created in the same microsecond, greater ids first (the order
+// of ZREVRANGEBYSCORE within one index).
+func (e indexEntry) before(o indexEntry) bool {
+	if e.score != o.score {
+		return e.score > o.score
+	}
+	return e.ref.id > o.ref.id
+}
+
+// indexReader walks a tenant's index in one queue, newest first.
+type indexReader struct {
+	queue  string
+	offset int64        // entries read so far (less the ones removed)
+	buf    []indexEntry // read, not yet taken
+	done   bool         // the index has no entries beyond buf
+}
+
 // List returns up to q.Limit matching jobs and a cursor for the next page,
-// or nil at the end. Entries of jobs whose retention has passed are removed
-// from the index as they are met.
+// or nil at the end. A tenant has an index per queue (the queue's slot);
+// List merges them newest first. Entries of jobs whose retention has passed
+// are removed from the index as they are met.
 func (s *Store) List(ctx context.Context, q store.ListQuery) (_ []*store.Record, _ *store.Cursor, err error) {
 	defer markUnavailable(&err)
-	key := indexKey(q.Tenant)
 	maxScore := "+inf"
 	if !q.CreatedBefore.IsZero() {
 		maxScore = "(" + strconv.FormatInt(q.CreatedBefore.UnixMicro(), 10)
@@ -38,93 +64,144 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) (_ []*store.Record,
 			maxScore = "(" + strconv.FormatInt(q.CreatedBefore.UnixMicro(), 10)
 		}
 	}
+	queues, _, err := s.queues(ctx, false, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	readers := make([]*indexReader, len(queues))
+	for i, name := range queues {
+		readers[i] = &indexReader{queue: name}
+	}
 	var out []*store.Record
 	scanned := 0
-	const chunk = 200
-	offset := int64(0)
 	for scanned < listScanBudget {
-		entries, err := s.rdb.ZRevRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{
-			Max: maxScore, Min: minScore, Offset: offset, Count: chunk,
-		}).Result()
-		if err != nil {
-			return nil, nil, fmt.Errorf("read job index: %w", err)
+		if err := s.fillIndexReaders(ctx, q.Tenant, readers, minScore, maxScore, cursor); err != nil {
+			return nil, nil, err
 		}
-		if len(entries) == 0 {
+		// Take entries in merged order while every reader that may hold
+		// more has some read: up to one chunk.
+		var batch []indexEntry
+		for len(batch) < listChunk {
+			var next *indexReader
+			for _, r := range readers {
+				if len(r.buf) == 0 {
+					if !r.done {
+						next = nil // must read more of this index first
+						goto taken
+					}
+					continue
+				}
+				if next == nil || r.buf[0].before(next.buf[0]) {
+					next = r
+				}
+			}
+			if next == nil {
+				break
+			}
+			batch = append(batch, next.buf[0])
+			next.buf = next.buf[1:]
+		}
+	taken:
+		if len(batch) == 0 {
 			return out, nil, nil
 		}
-		offset += int64(len(entries))
-		ids := make([]string, 0, len(entries))
-		scores := make([]int64, 0, len(entries))
+		refs := make([]jobRef, len(batch))
+		for i, e := range batch {
+			refs[i] = e.ref
+		}
+		recs, err := s.getMany(ctx, q.Tenant, refs)
+		if err != nil {
+			return nil, nil, err
+		}
+		gone := map[string][]any{}
+		for i, rec := range recs {
+			scanned++
+			e := batch[i]
+			if rec == nil {
+				gone[e.ref.queue] = append(gone[e.ref.queue], e.ref.id)
+				continue
+			}
+			if q.Match == nil || q.Match(rec) {
+				out = append(out, rec)
+				if len(out) == q.Limit {
+					return out, &store.Cursor{Score: e.score, ID: e.ref.id}, nil
+				}
+			}
+			if scanned >= listScanBudget {
+				return out, &store.Cursor{Score: e.score, ID: e.ref.id}, nil
+			}
+		}
+		s.dropFromIndexes(ctx, q.Tenant, readers, gone)
+	}
+	return out, nil, nil
+}
+
+// fillIndexReaders reads the next chunk of every index whose reader has
+// nothing left to give and may hold more, pipelined, until each has
+// entries or is done.
+func (s *Store) fillIndexReaders(ctx context.Context, tenant string, readers []*indexReader, minScore, maxScore string, cursor *store.Cursor) error {
+	for {
+		more, err := s.readIndexChunks(ctx, tenant, readers, minScore, maxScore, cursor)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// readIndexChunks is one round of fillIndexReaders; false when no reader
+// needed reading.
+func (s *Store) readIndexChunks(ctx context.Context, tenant string, readers []*indexReader, minScore, maxScore string, cursor *store.Cursor) (bool, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.ZSliceCmd, len(readers))
+	n := 0
+	for i, r := range readers {
+		if len(r.buf) == 0 && !r.done {
+			cmds[i] = pipe.ZRevRangeByScoreWithScores(ctx, indexKey(r.queue, tenant), &redis.ZRangeBy{
+				Max: maxScore, Min: minScore, Offset: r.offset, Count: listChunk,
+			})
+			n++
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("read job index: %w", err)
+	}
+	for i, r := range readers {
+		if cmds[i] == nil {
+			continue
+		}
+		entries := cmds[i].Val()
+		r.offset += int64(len(entries))
+		r.done = len(entries) < listChunk
 		for _, e := range entries {
 			id, _ := e.Member.(string)
 			score := int64(e.Score)
 			if cursor != nil && score == cursor.Score && id >= cursor.ID {
 				continue // returned on an earlier page
 			}
-			ids = append(ids, id)
-			scores = append(scores, score)
-		}
-		recs, err := s.getMany(ctx, q.Tenant, ids)
-		if err != nil {
-			return nil, nil, err
-		}
-		var gone []any
-		for i, rec := range recs {
-			scanned++
-			if rec == nil {
-				gone = append(gone, ids[i])
-				continue
-			}
-			if q.Match == nil || q.Match(rec) {
-				out = append(out, rec)
-				if len(out) == q.Limit {
-					return out, &store.Cursor{Score: scores[i], ID: ids[i]}, nil
-				}
-			}
-			if scanned >= listScanBudget {
-				return out, &store.Cursor{Score: scores[i], ID: ids[i]}, nil
-			}
-		}
-		if len(gone) > 0 {
-			if err := s.rdb.ZRem(ctx, key, gone...).Err(); err != nil {
-				s.log.WarnContext(ctx, "remove expired jobs from index", "error", err)
-			}
-			offset -= int64(len(gone))
-		}
-		if len(entries) < chunk {
-			return out, nil, nil
+			r.buf = append(r.buf, indexEntry{jobRef{r.queue, id}, score})
 		}
 	}
-	return out, nil, nil
+	return true, nil
 }
 
-// getMany reads records in one pipeline; a missing (expired) record is nil.
-func (s *Store) getMany(ctx context.Context, tenant string, ids []string) ([]*store.Record, error) {
-	if len(ids) == 0 {
-		return nil, nil
+// dropFromIndexes removes the entries of expired jobs from their indexes
+// (gone: queue → ids) and moves each reader's offset back by as many.
+func (s *Store) dropFromIndexes(ctx context.Context, tenant string, readers []*indexReader, gone map[string][]any) {
+	if len(gone) == 0 {
+		return
 	}
 	pipe := s.rdb.Pipeline()
-	hs := make([]*redis.MapStringStringCmd, len(ids))
-	es := make([]*redis.StringSliceCmd, len(ids))
-	for i, id := range ids {
-		hs[i] = pipe.HGetAll(ctx, jobKey(id))
-		es[i] = pipe.LRange(ctx, errorsKey(id), 0, -1)
+	for q, ids := range gone {
+		pipe.ZRem(ctx, indexKey(q, tenant), ids...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read job records: %w", err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.log.WarnContext(ctx, "remove expired jobs from index", "error", err)
+		return
 	}
-	now := s.now()
-	out := make([]*store.Record, len(ids))
-	for i, id := range ids {
-		h := hs[i].Val()
-		if len(h) == 0 || h[fTenant] != tenant {
-			continue
-		}
-		rec, err := decodeRecord(id, h, es[i].Val(), now)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = rec
+	for _, r := range readers {
+		r.offset -= int64(len(gone[r.queue]))
 	}
-	return out, nil
 }

@@ -4,8 +4,11 @@
 // errors, timestamps) lives in one Redis hash per job under the "jobforge:"
 // prefix, written with go-redis.
 //
-// Every jobforge key of a job carries the job id as a hash tag
-// ("jobforge:job:{<id>}") so that a job's keys share one Redis Cluster slot.
+// Every jobforge key of a job lives in its queue's Redis Cluster hash slot:
+// it carries the queue name as its hash tag, the same tag as asynq's keys of
+// that queue ("asynq:{<queue>}:..."). So the scripts that write a job and
+// its asynq task together (create, retry, recovery) touch one slot, on a
+// single Redis, under Sentinel and on a Cluster alike. See docs/redis.md.
 package queue
 
 import (
@@ -28,23 +31,28 @@ const (
 	headerTenant    = "jf-tenant"     // owner of the job
 )
 
-func jobKey(id string) string    { return keyPrefix + "job:{" + id + "}" }
-func eventsKey(id string) string { return keyPrefix + "job:{" + id + "}:events" }
-func errorsKey(id string) string { return keyPrefix + "job:{" + id + "}:errors" }
+// queuePrefix starts every jobforge key of queue q's slot.
+func queuePrefix(q string) string { return keyPrefix + "{" + q + "}:" }
+
+func jobKey(q, id string) string    { return queuePrefix(q) + "job:" + id }
+func eventsKey(q, id string) string { return queuePrefix(q) + "job:" + id + ":events" }
+func errorsKey(q, id string) string { return queuePrefix(q) + "job:" + id + ":errors" }
 
 // jobKeys are the keys of one job, in the order the lifecycle scripts take.
-func jobKeys(id string) []string { return []string{jobKey(id), eventsKey(id), errorsKey(id)} }
+func jobKeys(q, id string) []string { return []string{jobKey(q, id), eventsKey(q, id), errorsKey(q, id)} }
 
-// indexKey is a tenant's list index: a sorted set of job ids scored by
-// create time in microseconds.
-func indexKey(tenant string) string { return keyPrefix + "index:{" + tenant + "}" }
+// indexKey is a tenant's list index in queue q: a sorted set of job ids
+// scored by create time in microseconds. A tenant's list merges the
+// indexes of every queue.
+func indexKey(q, tenant string) string { return queuePrefix(q) + "index:" + tenant }
 
-// waitingKey holds a tenant's jobs that have not started (PENDING,
-// SCHEDULED), for the per-tenant quota.
-func waitingKey(tenant string) string { return keyPrefix + "waiting:{" + tenant + "}" }
+// waitingKey holds a tenant's jobs in queue q that have not started
+// (PENDING, SCHEDULED), for the per-tenant quota, which is per queue.
+func waitingKey(q, tenant string) string { return queuePrefix(q) + "waiting:" + tenant }
 
-// idemKey remembers an idempotency key of a tenant.
-func idemKey(tenant, key string) string { return keyPrefix + "idem:{" + tenant + "}:" + key }
+// idemKey remembers an idempotency key of a tenant in queue q: keys are
+// scoped to a queue, like task names in Cloud Tasks.
+func idemKey(q, tenant, key string) string { return queuePrefix(q) + "idem:" + tenant + ":" + key }
 
 // cancelChannel carries the ids of running jobs that were cancelled.
 const cancelChannel = keyPrefix + "cancel"

@@ -202,7 +202,7 @@ func TestWorkerRunsJobs(t *testing.T) {
 			} else {
 				require.Nil(t, got.Error)
 			}
-			ttl, err := b.rdb.TTL(ctx, "jobforge:job:{"+rec.ID+"}").Result()
+			ttl, err := b.rdb.TTL(ctx, "jobforge:{"+rec.Queue+"}:job:"+rec.ID).Result()
 			require.NoError(t, err)
 			require.Greater(t, ttl, 59*time.Minute, "finished job keeps its retention TTL")
 		})

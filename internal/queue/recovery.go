@@ -227,15 +227,28 @@ func (w *Worker) recoverRound(ctx context.Context) error {
 	if len(found) == 0 {
 		return nil
 	}
+	// The workers that heartbeat now. A heartbeat is written with the
+	// leases of the worker's tasks, so a worker listed here whose task's
+	// lease is stale gave that task up; one not listed is gone.
+	alive, err := w.rdb.ZRangeByScore(ctx, heartbeatsKey, &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(now.UnixMilli(), 10), Max: "+inf",
+	}).Result()
+	if err != nil {
+		return fmt.Errorf("read worker heartbeats: %w", err)
+	}
 	retention := max(int64(w.opts.Retention/time.Second), 1)
 	results := make([]*redis.Cmd, len(found))
 	err = pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
 		for i, c := range found {
+			args := []any{c.id, micros(now), stale, now.UnixMilli(), w.opts.MaxLostAttempts, retention,
+				micros(now.Add(time.Duration(retention)*time.Second)), now.UTC().Format(time.RFC3339Nano), givenUp}
+			for _, id := range alive {
+				args = append(args, id)
+			}
 			results[i] = recoverScript.EvalSha(ctx, pipe, []string{
-				jobKey(c.id), eventsKey(c.id), errorsKey(c.id), asynqTaskKey(c.queue, c.id),
-				asynqActiveKey(c.queue), asynqLeaseKey(c.queue), asynqPendingKey(c.queue), heartbeatsKey,
-			}, c.id, micros(now), stale, now.UnixMilli(), w.opts.MaxLostAttempts, retention,
-				micros(now.Add(time.Duration(retention)*time.Second)), now.UTC().Format(time.RFC3339Nano), givenUp)
+				jobKey(c.queue, c.id), eventsKey(c.queue, c.id), errorsKey(c.queue, c.id), asynqTaskKey(c.queue, c.id),
+				asynqActiveKey(c.queue), asynqLeaseKey(c.queue), asynqPendingKey(c.queue),
+			}, args...)
 		}
 	})
 	if err != nil {

@@ -38,7 +38,7 @@ func deadWorkerHolds(t *testing.T, rdb redis.UniversalClient, rec *store.Record,
 	_, err := pipe.Exec(ctx)
 	require.NoError(t, err)
 	if started {
-		_, err := startScript.Run(ctx, rdb, jobKeys(id), micros(time.Now()), "dead-host:42:abcdef").Slice()
+		_, err := startScript.Run(ctx, rdb, jobKeys(q, id), micros(time.Now()), "dead-host:42:abcdef").Slice()
 		require.NoError(t, err)
 	}
 }
@@ -106,10 +106,10 @@ func TestRecoveryOfLostWorker(t *testing.T) {
 				require.NoError(t, rdb.ZAdd(ctx, heartbeatsKey, redis.Z{Score: float64(time.Now().Add(time.Hour).UnixMilli()), Member: "dead-host:42:abcdef"}).Err())
 			}
 			if tt.priorLost > 0 {
-				require.NoError(t, rdb.HSet(ctx, jobKey(rec.ID), fLost, tt.priorLost).Err())
+				require.NoError(t, rdb.HSet(ctx, jobKey(rec.Queue, rec.ID), fLost, tt.priorLost).Err())
 			}
 			if tt.finished != "" {
-				got, err := finishScript.Run(ctx, rdb, jobKeys(rec.ID), string(tt.finished), micros(time.Now()), 3600,
+				got, err := finishScript.Run(ctx, rdb, jobKeys(rec.Queue, rec.ID), string(tt.finished), micros(time.Now()), 3600,
 					micros(time.Now().Add(time.Hour)), `{"ok":true}`, "", "dead-host:42:abcdef").Text()
 				require.NoError(t, err)
 				require.Equal(t, string(tt.finished), got)

@@ -61,7 +61,7 @@ func TestRetentionRemovesFinishedJobs(t *testing.T) {
 	done := b.waitState(t, rec.ID, store.StateSucceeded, 20*time.Second)
 	require.WithinDuration(t, done.EndTime.Add(time.Second), done.ExpireTime, time.Millisecond)
 	for _, suffix := range []string{"", ":events", ":errors"} {
-		ttl, err := b.rdb.PTTL(ctx, "jobforge:job:{"+rec.ID+"}"+suffix).Result()
+		ttl, err := b.rdb.PTTL(ctx, "jobforge:{default}:job:"+rec.ID+suffix).Result()
 		require.NoError(t, err)
 		require.Greater(t, ttl, time.Duration(0), "key %q expires", suffix)
 	}
@@ -69,13 +69,13 @@ func TestRetentionRemovesFinishedJobs(t *testing.T) {
 		_, err := b.store.Get(ctx, "t", rec.ID)
 		return err == store.ErrNotFound
 	}, "record expires after the retention")
-	n, err := b.rdb.Exists(ctx, "jobforge:job:{"+rec.ID+"}:events", "jobforge:job:{"+rec.ID+"}:errors").Result()
+	n, err := b.rdb.Exists(ctx, "jobforge:{default}:job:"+rec.ID+":events", "jobforge:{default}:job:"+rec.ID+":errors").Result()
 	require.NoError(t, err)
 	require.Zero(t, n)
 	recs, _, err := b.store.List(ctx, store.ListQuery{Tenant: "t", Limit: 10})
 	require.NoError(t, err)
 	require.Empty(t, recs)
-	left, err := b.rdb.ZCard(ctx, "jobforge:index:{t}").Result()
+	left, err := b.rdb.ZCard(ctx, "jobforge:{default}:index:t").Result()
 	require.NoError(t, err)
 	require.Zero(t, left, "listing removed the expired job's index entry")
 }

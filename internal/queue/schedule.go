@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -213,14 +214,30 @@ func (s *Store) allSchedules(ctx context.Context) ([]*store.Schedule, error) {
 // index: meant for diagnostics and tests, not for a request path (clients
 // list a schedule's jobs with ListJobs and a label filter).
 func (s *Store) ScheduleJobIDs(ctx context.Context, tenant, scheduleID string) ([]string, error) {
-	ids, err := s.rdb.ZRange(ctx, indexKey(tenant), 0, -1).Result()
+	queues, _, err := s.queues(ctx, true, 0)
 	if err != nil {
-		return nil, fmt.Errorf("read job index: %w", err)
+		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
-	labels := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		labels[i] = pipe.HGet(ctx, jobKey(id), fLabels)
+	idx := make([]*redis.ZSliceCmd, len(queues))
+	for i, q := range queues {
+		idx[i] = pipe.ZRangeWithScores(ctx, indexKey(q, tenant), 0, -1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read job index: %w", err)
+	}
+	var entries []indexEntry
+	for i, q := range queues {
+		for _, z := range idx[i].Val() {
+			id, _ := z.Member.(string)
+			entries = append(entries, indexEntry{jobRef{q, id}, int64(z.Score)})
+		}
+	}
+	slices.SortFunc(entries, func(a, b indexEntry) int { return cmp.Compare(a.score, b.score) })
+	pipe = s.rdb.Pipeline()
+	labels := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		labels[i] = pipe.HGet(ctx, jobKey(e.ref.queue, e.ref.id), fLabels)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read job labels: %w", err)
@@ -232,7 +249,7 @@ func (s *Store) ScheduleJobIDs(ctx context.Context, tenant, scheduleID string) (
 			continue
 		}
 		if l[store.ScheduleLabel] == scheduleID {
-			out = append(out, ids[i])
+			out = append(out, entries[i].ref.id)
 		}
 	}
 	return out, nil

@@ -58,10 +58,10 @@ func TestSchedulerCatchUpIsOnePeriod(t *testing.T) {
 
 	// The job starts; a replica that sees the period later leaves it be
 	// (no second job, no new entry in the tenant's waiting set).
-	require.NoError(t, st.rdb.HSet(ctx, jobKey(ids[0]), fState, string(store.StateRunning)).Err())
-	require.NoError(t, st.rdb.ZRem(ctx, waitingKey("t1"), ids[0]).Err())
+	require.NoError(t, st.rdb.HSet(ctx, jobKey("default", ids[0]), fState, string(store.StateRunning)).Err())
+	require.NoError(t, st.rdb.ZRem(ctx, waitingKey("default", "t1"), ids[0]).Err())
 	NewScheduler(st, SchedulerOptions{}).tick(ctx)
-	require.Zero(t, st.rdb.ZCard(ctx, waitingKey("t1")).Val())
+	require.Zero(t, st.rdb.ZCard(ctx, waitingKey("default", "t1")).Val())
 
 	// The next period.
 	*clock() = mustTime(t, "2025-01-15T13:00:10.2Z")

@@ -43,8 +43,8 @@ func loadScripts(ctx context.Context, rdb redis.Scripter) error {
 }
 
 // Lua scripts that move a job through its lifecycle. Each runs in one round
-// trip, touches only the keys of one job (one hash tag, so one Redis Cluster
-// slot), appends the matching event to the job's stream, and refuses to
+// trip, touches only keys of the job's queue (one hash tag, so one Redis
+// Cluster slot: the job's keys and asynq's keys of its queue), appends the matching event to the job's stream, and refuses to
 // overwrite a terminal state, so a late write from a slow or duplicate
 // attempt cannot resurrect a finished job.
 //
@@ -60,9 +60,11 @@ var (
 	// with a snapshot of the record), as creating a Redis stream per job
 	// cost almost half of the script's Redis time (XADD ~22 µs of ~48 µs).
 	//
-	// KEYS: 1 record, 2 events (not written; declared for the job's slot), 3 index, 4 waiting set, 5 idempotency key
-	// (the record key when there is none), 6 asynq task, 7 asynq pending
-	// list or scheduled set, 8 asynq's set of queues.
+	// KEYS (all in the queue's slot): 1 record, 2 events (not written;
+	// declared for the job's slot), 3 index, 4 waiting set, 5 idempotency
+	// key (the record key when there is none), 6 asynq task, 7 asynq
+	// pending list or scheduled set. (asynq's set of queues has a slot of
+	// its own: Store.registerQueue adds to it.)
 	// ARGV: 1 now_us, 2 state, 3 tenant, 4 idempotency value ("" for none),
 	// 5 idempotency window ms, 6 waiting-job quota (0 for none), 7 task
 	// message, 8 job id, 9 queue, 10 process-at Unix seconds ("" to run
@@ -85,7 +87,6 @@ if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
 redis.call('HSET', KEYS[1], 'tenant', ARGV[3], unpack(ARGV, 12))
 redis.call('ZADD', KEYS[3], 'NX', ARGV[1], ARGV[8])
 redis.call('ZADD', KEYS[4], 'NX', ARGV[1], ARGV[8])
-redis.call('SADD', KEYS[8], ARGV[9])
 if ARGV[10] == '' then
   redis.call('HSET', KEYS[6], 'msg', ARGV[7], 'state', 'pending', 'pending_since', ARGV[11])
   redis.call('LPUSH', KEYS[7], ARGV[8])
@@ -196,10 +197,12 @@ return 1`)
 	//     has its task removed.
 	//
 	// KEYS: 1 record, 2 events, 3 errors, 4 asynq task, 5 active, 6 lease,
-	// 7 pending, 8 worker heartbeats.
+	// 7 pending (one queue's slot).
 	// ARGV: 1 job id, 2 now_us, 3 stale lease score (Unix s), 4 now_ms,
 	// 5 lost-attempt limit, 6 retention_s, 7 expire_us, 8 now (RFC 3339),
-	// 9 lease score below which a live worker's task counts as given up.
+	// 9 lease score below which a live worker's task counts as given up,
+	// 10... the ids of the workers that heartbeat (read just before: the
+	// heartbeats have a slot of their own).
 	// Returns "fresh", "requeued", "lost", "abandoned", "failed" or "acked".
 	recoverScript = redis.NewScript(`
 local ls = redis.call('ZSCORE', KEYS[6], ARGV[1])
@@ -225,8 +228,11 @@ if st ~= 'RUNNING' then
 end
 local w = redis.call('HGET', KEYS[1], 'worker') or ''
 local a = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1')
-local hb = redis.call('ZSCORE', KEYS[8], w)
-if hb and tonumber(hb) > tonumber(ARGV[4]) then
+local alive = false
+for i = 10, #ARGV do
+  if ARGV[i] == w then alive = true; break end
+end
+if alive then
   -- The worker is alive, so it would have extended the lease of a task it
   -- still held (heartbeat and leases are written together): once the lease
   -- is staler still (ARGV[9]: two more seconds, beyond the one-second
@@ -273,9 +279,10 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'PENDING', 
 requeue()
 return 'lost'`)
 
-	// ARGV tenant, now_us, retention_s, expire_us, reason, requested_by.
-	// Returns {1, previous state} when cancelled, {0, state} when already
-	// finished, false when absent.
+	// KEYS: 1 record, 2 events, 3 errors, 4 the tenant's waiting set.
+	// ARGV tenant, now_us, retention_s, expire_us, reason, requested_by,
+	// job id. Returns {1, previous state, record (HGETALL), attempt errors}
+	// when cancelled, {0, state} when already finished, false when absent.
 	cancelScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[1] then return false end
@@ -287,15 +294,16 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'k', 'S', 's', 'CANCELLED'
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
-return {1, st}`)
+redis.call('ZREM', KEYS[4], ARGV[7])
+return {1, st, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, -1)}`)
 
 	// retryScript runs a FAILED or CANCELLED job again: the record becomes
 	// PENDING with a fresh attempt budget (attempts and lost attempts so far
 	// become the base the limits count from) and the job's old asynq task
 	// is replaced by a new one, in one step.
 	//
-	// KEYS: 1 record, 2 events, 3 waiting set, 4 asynq task, 5 pending,
-	// 6 archived, 7 retry, 8 scheduled, 9 active, 10 asynq's set of queues.
+	// KEYS (one queue's slot): 1 record, 2 events, 3 waiting set, 4 asynq
+	// task, 5 pending, 6 archived, 7 retry, 8 scheduled, 9 active.
 	// ARGV: 1 tenant, 2 now_us, 3 task message, 4 job id, 5 queue,
 	// 6 now in Unix nanoseconds.
 	// Returns {1, previous state} when the job is PENDING again, {0, state}
@@ -321,7 +329,6 @@ redis.call('ZREM', KEYS[6], ARGV[4])
 redis.call('ZREM', KEYS[7], ARGV[4])
 redis.call('ZREM', KEYS[8], ARGV[4])
 redis.call('DEL', KEYS[4])
-redis.call('SADD', KEYS[10], ARGV[5])
 redis.call('HSET', KEYS[4], 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[6])
 redis.call('LPUSH', KEYS[5], ARGV[4])
 return {1, st, redis.call('HGETALL', KEYS[1])}`)
@@ -331,7 +338,7 @@ return {1, st, redis.call('HGETALL', KEYS[1])}`)
 	//
 	// KEYS: 1 record, 2 events, 3 errors, 4 index, 5 waiting set,
 	// 6 idempotency key (the record key when there is none), 7 asynq task,
-	// 8 pending, 9 scheduled. ARGV: 1 job id.
+	// 8 pending, 9 scheduled (one queue's slot). ARGV: 1 job id.
 	removeScript = redis.NewScript(`
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[4], ARGV[1])

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +38,8 @@ type Store struct {
 	wakeups     *wakeups // tells idle workers about new jobs (wakeup.go)
 	now         func() time.Time
 	watch       watchPool // connections for blocking watch reads (watch.go)
+	known       knownQueues // the queues a job can be in (locate.go)
+	registered  sync.Map    // queue → when registerQueue last added it
 }
 
 // Store is the Redis implementation of the storage seam; it passes the
@@ -122,11 +125,18 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 		return nil, false, err
 	}
 	w := s.newWrite(ctx, nj)
+	if err := s.registerQueue(ctx, w.rec.Queue); err != nil {
+		return nil, false, fmt.Errorf("write job: %w", err)
+	}
+	c, err := s.writeClient(ctx, w.rec.Queue)
+	if err != nil {
+		return nil, false, fmt.Errorf("write job: %w", err)
+	}
 	var (
 		cmd  *redis.Cmd
 		wait *redis.Cmd
 	)
-	if err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
+	if err := pipelined(ctx, c, func(pipe redis.Pipeliner) {
 		cmd = w.run(ctx, pipe)
 		wait = s.waitReplicas(ctx, pipe)
 	}); writeFailed(err, wait) {
@@ -242,9 +252,10 @@ type jobWrite struct {
 func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 	rec, fields := s.newRecord(nj)
 	task := s.task(ctx, rec)
-	idemKeyName, idemVal := jobKey(rec.ID), ""
+	q := rec.Queue
+	idemKeyName, idemVal := jobKey(q, rec.ID), ""
 	if nj.IdempotencyKey != "" {
-		idemKeyName, idemVal = idemKey(nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
+		idemKeyName, idemVal = idemKey(q, nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
 	}
 	taskList, processAt := asynqPendingKey(rec.Queue), ""
 	if rec.State == store.StateScheduled {
@@ -254,8 +265,8 @@ func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 		taskList, processAt = asynqScheduledKey(rec.Queue), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
 	}
 	keys := []string{
-		jobKey(rec.ID), eventsKey(rec.ID), indexKey(rec.Tenant), waitingKey(rec.Tenant), idemKeyName,
-		asynqTaskKey(rec.Queue, rec.ID), taskList, asynqAllQueues,
+		jobKey(q, rec.ID), eventsKey(q, rec.ID), indexKey(q, rec.Tenant), waitingKey(q, rec.Tenant), idemKeyName,
+		asynqTaskKey(q, rec.ID), taskList,
 	}
 	args := append([]any{
 		micros(rec.CreateTime), string(rec.State), rec.Tenant, idemVal, s.idemWindow.Milliseconds(), s.maxWaiting,
@@ -267,6 +278,7 @@ func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 func (w *jobWrite) run(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
 	return createScript.EvalSha(ctx, pipe, w.keys, w.args...)
 }
+
 
 // newRecord builds the record of a new job and its hash fields (without
 // tenant, which the create script writes).
@@ -379,15 +391,50 @@ func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool
 }
 
 // writeAll runs the writes (nil ones are skipped) in one pipeline and
-// records each outcome in results.
+// records each outcome in results. Where the store waits for replicas on a
+// Cluster, each node's writes go in a pipeline of their own with that
+// node's WAIT (writeClient), the pipelines side by side.
 func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []store.CreateResult) {
+	groups := map[redis.UniversalClient][]int{}
+	var order []redis.UniversalClient
+	for i, w := range writes {
+		if w == nil {
+			continue
+		}
+		if err := s.registerQueue(ctx, w.rec.Queue); err != nil {
+			results[i].Err = fmt.Errorf("write jobs: %w", err)
+			writes[i] = nil
+			continue
+		}
+		c, err := s.writeClient(ctx, w.rec.Queue)
+		if err != nil {
+			results[i].Err = fmt.Errorf("write jobs: %w", err)
+			writes[i] = nil
+			continue
+		}
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], i)
+	}
+	if len(order) == 1 {
+		s.writeGroup(ctx, order[0], writes, groups[order[0]], results)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, c := range order {
+		wg.Go(func() { s.writeGroup(ctx, c, writes, groups[c], results) })
+	}
+	wg.Wait()
+}
+
+// writeGroup runs the writes at indexes idx in one pipeline on c.
+func (s *Store) writeGroup(ctx context.Context, c redis.UniversalClient, writes []*jobWrite, idx []int, results []store.CreateResult) {
 	cmds := make([]*redis.Cmd, len(writes))
 	var wait *redis.Cmd
-	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
-		for i, w := range writes {
-			if w != nil {
-				cmds[i] = w.run(ctx, pipe)
-			}
+	err := pipelined(ctx, c, func(pipe redis.Pipeliner) {
+		for _, i := range idx {
+			cmds[i] = writes[i].run(ctx, pipe)
 		}
 		wait = s.waitReplicas(ctx, pipe)
 	})
@@ -395,29 +442,65 @@ func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []stor
 		err = nil
 	}
 	written := 0
-	for i, w := range writes {
-		switch {
-		case w == nil:
-		case err != nil:
+	for _, i := range idx {
+		if err != nil {
 			results[i].Err = fmt.Errorf("write jobs: %w", err)
-		default:
-			rec, existed, err := s.created(ctx, w, cmds[i])
-			results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
-			if err == nil {
-				written++
-			}
+			continue
+		}
+		rec, existed, err := s.created(ctx, writes[i], cmds[i])
+		results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
+		if err == nil {
+			written++
 		}
 	}
 	if err != nil || written == 0 {
 		return
 	}
 	if err := s.replicated(wait, written); err != nil {
-		for i := range results {
-			if results[i].Err == nil && writes[i] != nil {
+		for _, i := range idx {
+			if results[i].Err == nil {
 				results[i].Err = err // the Record stays, for undoUnlessAll
 			}
 		}
 	}
+}
+
+// writeClient is the client a create in queue q is pipelined on: the
+// store's own, except on a Cluster where creates wait for replicas — there
+// WAIT must follow the writes on the connection of the node that took
+// them, so the create goes to the queue's master directly.
+func (s *Store) writeClient(ctx context.Context, q string) (redis.UniversalClient, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok || s.replicas == 0 {
+		return s.rdb, nil
+	}
+	node, err := cc.MasterForKey(ctx, queuePrefix(q))
+	if err != nil {
+		return nil, fmt.Errorf("find the master of queue %s: %w", q, err)
+	}
+	return node, nil
+}
+
+// queueRegisterEvery is how often a Store adds a queue it creates jobs in
+// to asynq's set of queues.
+const queueRegisterEvery = time.Minute
+
+// registerQueue adds q to asynq's set of queues, as asynq's own enqueue
+// does, at most every queueRegisterEvery per queue: the set has a Cluster
+// slot of its own, so it stays out of the create's script. asynq's
+// inspector, the queue UI and jobforge's recovery loop read the set;
+// workers add their queues when they start.
+func (s *Store) registerQueue(ctx context.Context, q string) error {
+	now := s.now()
+	if t, ok := s.registered.Load(q); ok && now.Sub(t.(time.Time)) < queueRegisterEvery {
+		return nil
+	}
+	if err := s.rdb.SAdd(ctx, asynqAllQueues, q).Err(); err != nil {
+		return fmt.Errorf("register queue %s: %w", q, err)
+	}
+	s.registered.Store(q, now)
+	s.known.add(q)
+	return nil
 }
 
 // undoUnlessAll makes an all-or-nothing batch nothing when an item failed:
@@ -450,13 +533,14 @@ func (s *Store) remove(ctx context.Context, recs ...*store.Record) {
 	}
 	err := s.pipelined(ctx, func(pipe redis.Pipeliner) {
 		for _, rec := range recs {
-			idem := jobKey(rec.ID)
+			q := rec.Queue
+			idem := jobKey(q, rec.ID)
 			if rec.IdempotencyKey != "" {
-				idem = idemKey(rec.Tenant, rec.IdempotencyKey)
+				idem = idemKey(q, rec.Tenant, rec.IdempotencyKey)
 			}
 			removeScript.EvalSha(ctx, pipe, []string{
-				jobKey(rec.ID), eventsKey(rec.ID), errorsKey(rec.ID), indexKey(rec.Tenant), waitingKey(rec.Tenant), idem,
-				asynqTaskKey(rec.Queue, rec.ID), asynqPendingKey(rec.Queue), asynqScheduledKey(rec.Queue),
+				jobKey(q, rec.ID), eventsKey(q, rec.ID), errorsKey(q, rec.ID), indexKey(q, rec.Tenant), waitingKey(q, rec.Tenant), idem,
+				asynqTaskKey(q, rec.ID), asynqPendingKey(q), asynqScheduledKey(q),
 			}, rec.ID)
 		}
 	})
@@ -466,20 +550,12 @@ func (s *Store) remove(ctx context.Context, recs ...*store.Record) {
 }
 
 // Get returns the record of job id of tenant, or ErrNotFound (also for
-// another tenant's job, so ids cannot be probed).
+// another tenant's job, so ids cannot be probed). The job's keys are in its
+// queue's slot, so Get reads the job in every known queue in one round
+// trip (see locate.go).
 func (s *Store) Get(ctx context.Context, tenant, id string) (_ *store.Record, err error) {
 	defer markUnavailable(&err)
-	pipe := s.rdb.Pipeline()
-	hget := pipe.HGetAll(ctx, jobKey(id))
-	errs := pipe.LRange(ctx, errorsKey(id), 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read job record: %w", err)
-	}
-	h := hget.Val()
-	if len(h) == 0 || h[fTenant] != tenant {
-		return nil, store.ErrNotFound
-	}
-	return decodeRecord(id, h, errs.Val(), s.now())
+	return s.find(ctx, tenant, id)
 }
 
 // Cancel cancels a job that has not finished. A waiting job is CANCELLED
@@ -488,10 +564,15 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (_ *store.Record, er
 // gives a *StateError.
 func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (_ *store.Record, err error) {
 	defer markUnavailable(&err)
+	found, err := s.find(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	q := found.Queue
 	now := s.now()
 	retention := max(int64(s.retention/time.Second), 1)
-	res, err := cancelScript.Run(ctx, s.rdb, jobKeys(id), tenant, micros(now), retention,
-		micros(now.Add(time.Duration(retention)*time.Second)), reason, by).Slice()
+	res, err := cancelScript.Run(ctx, s.rdb, append(jobKeys(q, id), waitingKey(q, tenant)), tenant, micros(now), retention,
+		micros(now.Add(time.Duration(retention)*time.Second)), reason, by, id).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, store.ErrNotFound
 	}
@@ -503,10 +584,7 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (_ *s
 	if ok == 0 {
 		return nil, &store.StateError{Op: "cancel", State: prev}
 	}
-	if err := s.rdb.ZRem(ctx, waitingKey(tenant), id).Err(); err != nil {
-		s.log.WarnContext(ctx, "remove cancelled job from waiting set", "job_id", id, "error", err)
-	}
-	rec, err := s.Get(ctx, tenant, id)
+	rec, err := decodeRecord(id, hashReply(res[2]), stringsReply(res[3]), s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -523,6 +601,26 @@ func (s *Store) Cancel(ctx context.Context, tenant, id, reason, by string) (_ *s
 		s.log.DebugContext(ctx, "delete task of cancelled job", "job_id", id, "error", err)
 	}
 	return rec, nil
+}
+
+// hashReply turns a script's HGETALL reply into a map.
+func hashReply(v any) map[string]string {
+	fields, _ := v.([]any)
+	h := make(map[string]string, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		h[fmt.Sprint(fields[i])] = fmt.Sprint(fields[i+1])
+	}
+	return h
+}
+
+// stringsReply turns a script's LRANGE reply into strings.
+func stringsReply(v any) []string {
+	items, _ := v.([]any)
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = fmt.Sprint(it)
+	}
+	return out
 }
 
 // Retry runs a FAILED or CANCELLED job again with the same id and a fresh
@@ -586,9 +684,12 @@ func (s *Store) retry(ctx context.Context, rec *store.Record) (written map[strin
 	pending := *rec
 	pending.State, pending.ScheduleTime = store.StatePending, time.Time{}
 	now, id, q := s.now(), rec.ID, rec.Queue
+	if err := s.rdb.SAdd(ctx, asynqAllQueues, q).Err(); err != nil {
+		return nil, "", false, fmt.Errorf("retry job: register queue: %w", err)
+	}
 	res, err := retryScript.Run(ctx, s.rdb, []string{
-		jobKey(id), eventsKey(id), waitingKey(rec.Tenant), asynqTaskKey(q, id), asynqPendingKey(q),
-		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q), asynqAllQueues,
+		jobKey(q, id), eventsKey(q, id), waitingKey(q, rec.Tenant), asynqTaskKey(q, id), asynqPendingKey(q),
+		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q),
 	}, rec.Tenant, micros(now), s.task(ctx, &pending).encode(), id, q, asynqPendingSince(now)).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, "", false, store.ErrNotFound
@@ -597,12 +698,7 @@ func (s *Store) retry(ctx context.Context, rec *store.Record) (written map[strin
 		return nil, "", false, fmt.Errorf("retry job: %w", err)
 	}
 	if ok, _ := res[0].(int64); ok == 1 {
-		fields, _ := res[2].([]any)
-		written = make(map[string]string, len(fields)/2)
-		for i := 0; i+1 < len(fields); i += 2 {
-			written[fmt.Sprint(fields[i])] = fmt.Sprint(fields[i+1])
-		}
-		return written, "", false, nil
+		return hashReply(res[2]), "", false, nil
 	}
 	return nil, store.State(fmt.Sprint(res[1])), len(res) > 2, nil
 }

@@ -69,12 +69,12 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(sto
 	default:
 		return store.ErrTooManyWatchers
 	}
-	key := eventsKey(id)
+	key, q := eventsKey(rec.Queue, id), rec.Queue
 	if after == "" {
 		// Snapshot and its position in the stream, read together.
 		pipe := s.rdb.TxPipeline()
-		hget := pipe.HGetAll(ctx, jobKey(id))
-		errs := pipe.LRange(ctx, errorsKey(id), 0, -1)
+		hget := pipe.HGetAll(ctx, jobKey(q, id))
+		errs := pipe.LRange(ctx, errorsKey(q, id), 0, -1)
 		last := pipe.XRevRangeN(ctx, key, "+", "-", 1)
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("read job snapshot: %w", err)
@@ -106,7 +106,7 @@ func (s *Store) Watch(ctx context.Context, tenant, id, after string, fn func(sto
 			// Nothing new: stop if the job expired meanwhile, or finished
 			// with its terminal event at or before the resume point (a
 			// resume after the last event of a finished job).
-			st, err := s.rdb.HGet(ctx, jobKey(id), fState).Result()
+			st, err := s.rdb.HGet(ctx, jobKey(q, id), fState).Result()
 			if errors.Is(err, redis.Nil) {
 				return store.ErrNotFound
 			}

@@ -261,8 +261,10 @@ func (w *Worker) pollCancellations(ctx context.Context) {
 func (w *Worker) checkCancellations(ctx context.Context) {
 	w.mu.Lock()
 	ids := make([]string, 0, len(w.running))
+	queues := make([]string, 0, len(w.running))
 	for id := range w.running {
 		ids = append(ids, id)
+		queues = append(queues, w.held[id])
 	}
 	w.mu.Unlock()
 	if len(ids) == 0 {
@@ -271,7 +273,7 @@ func (w *Worker) checkCancellations(ctx context.Context) {
 	pipe := w.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, jobKey(id), fState)
+		cmds[i] = pipe.HGet(ctx, jobKey(queues[i], id), fState)
 	}
 	_, _ = pipe.Exec(ctx)
 	for i, c := range cmds {
@@ -307,7 +309,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 	id, _ := asynq.GetTaskID(ctx)
 	queueName, _ := asynq.GetQueueName(ctx)
 	log := jobLogger{log: w.log, attrs: []any{"job_id", id, "type", t.Type(), "queue", queueName}}
-	keys := jobKeys(id)
+	keys := jobKeys(queueName, id)
 	// From here until the attempt ends the worker's heartbeat extends the
 	// task's lease: a lease that goes stale tells the recovery loop that
 	// this process died (recovery.go).
@@ -332,7 +334,7 @@ func (w *Worker) process(ctx context.Context, t *asynq.Task) error {
 		}
 	}
 
-	st, err := w.start(ctx, keys, t.Headers()[headerTenant], id)
+	st, err := w.start(ctx, keys, queueName, t.Headers()[headerTenant], id)
 	switch {
 	case errors.Is(err, redis.Nil):
 		log.Log(ctx, slog.LevelWarn, "job record is gone; skipping task")
@@ -431,7 +433,8 @@ func (w *Worker) notServed(ctx context.Context, log jobLogger, keys []string, t 
 		return errNotServed
 	}
 	log.Log(ctx, slog.LevelError, "no worker on this queue runs the job type; failing the job")
-	if _, err := w.start(ctx, keys, t.Headers()[headerTenant], id); err == nil {
+	queueName, _ := asynq.GetQueueName(ctx)
+	if _, err := w.start(ctx, keys, queueName, t.Headers()[headerTenant], id); err == nil {
 		w.finish(ctx, log, keys, store.StateFailed, nil, &store.AttemptError{
 			Message: fmt.Sprintf("no worker reading queue of this job runs job type %q", t.Type()), Attempt: 1, Permanent: true,
 		})
@@ -473,13 +476,13 @@ type started struct {
 // up to a minute (the task stays held, so its lease is extended whenever
 // Redis answers): the script may have run with its reply lost, and then
 // only this worker can finish what it started.
-func (w *Worker) start(ctx context.Context, keys []string, tenant, id string) (started, error) {
+func (w *Worker) start(ctx context.Context, keys []string, queue, tenant, id string) (started, error) {
 	var res *redis.Cmd
 	err := w.retryWrite(ctx, time.Minute, func(ctx context.Context) error {
 		return pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
 			res = startScript.EvalSha(ctx, pipe, keys, micros(w.now()), w.id)
 			if tenant != "" {
-				pipe.ZRem(ctx, waitingKey(tenant), id)
+				pipe.ZRem(ctx, waitingKey(queue, tenant), id)
 			}
 		})
 	})
