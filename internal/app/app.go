@@ -377,8 +377,8 @@ func runScheduler(ctx context.Context, store *queue.Store, log *slog.Logger) (st
 // Cluster setting by setting.
 func redisConfig(cfg config.Config) queue.RedisConfig {
 	return queue.RedisConfig{
-		URL:          cfg.RedisURL,
-		ClusterAddrs: cfg.RedisClusterAddrs,
+		URL:            cfg.RedisURL,
+		ClusterAddrs:   cfg.RedisClusterAddrs,
 		SentinelMaster: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs,
 		SentinelUsername: cfg.RedisSentinelUsername, SentinelPassword: cfg.RedisSentinelPassword,
 		Username: cfg.RedisUsername, Password: cfg.RedisPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,

@@ -39,7 +39,9 @@ func eventsKey(q, id string) string { return queuePrefix(q) + "job:" + id + ":ev
 func errorsKey(q, id string) string { return queuePrefix(q) + "job:" + id + ":errors" }
 
 // jobKeys are the keys of one job, in the order the lifecycle scripts take.
-func jobKeys(q, id string) []string { return []string{jobKey(q, id), eventsKey(q, id), errorsKey(q, id)} }
+func jobKeys(q, id string) []string {
+	return []string{jobKey(q, id), eventsKey(q, id), errorsKey(q, id)}
+}
 
 // indexKey is a tenant's list index in queue q: a sorted set of job ids
 // scored by create time in microseconds. A tenant's list merges the

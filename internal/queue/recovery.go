@@ -241,7 +241,7 @@ func (w *Worker) recoverRound(ctx context.Context) error {
 	err = pipelined(ctx, w.rdb, func(pipe redis.Pipeliner) {
 		for i, c := range found {
 			args := []any{c.id, micros(now), stale, now.UnixMilli(), w.opts.MaxLostAttempts, retention,
-				micros(now.Add(time.Duration(retention)*time.Second)), now.UTC().Format(time.RFC3339Nano), givenUp}
+				micros(now.Add(time.Duration(retention) * time.Second)), now.UTC().Format(time.RFC3339Nano), givenUp}
 			for _, id := range alive {
 				args = append(args, id)
 			}

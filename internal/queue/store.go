@@ -37,7 +37,7 @@ type Store struct {
 	metrics     *Metrics
 	wakeups     *wakeups // tells idle workers about new jobs (wakeup.go)
 	now         func() time.Time
-	watch       watchPool // connections for blocking watch reads (watch.go)
+	watch       watchPool   // connections for blocking watch reads (watch.go)
 	known       knownQueues // the queues a job can be in (locate.go)
 	registered  sync.Map    // queue → when registerQueue last added it
 }
@@ -278,7 +278,6 @@ func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 func (w *jobWrite) run(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
 	return createScript.EvalSha(ctx, pipe, w.keys, w.args...)
 }
-
 
 // newRecord builds the record of a new job and its hash fields (without
 // tenant, which the create script writes).
