@@ -55,6 +55,26 @@ func TestLoadSentinel(t *testing.T) {
 	require.True(t, c.RedisTLS)
 }
 
+// TestLoadCluster checks the discrete Redis Cluster settings, which stand
+// in for REDIS_URL.
+func TestLoadCluster(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(config.Worker, "worker", nil, env(map[string]string{
+		"JOBFORGE_REDIS_CLUSTER_ADDRS": "n-0:6379, n-1:6379,n-2:6379",
+		"JOBFORGE_REDIS_USERNAME":      "jobforge",
+		"JOBFORGE_REDIS_PASSWORD":      "pw",
+		"JOBFORGE_REDIS_TLS":           "true",
+	}), io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.RedisCluster())
+	require.False(t, c.RedisSentinel())
+	require.Empty(t, c.RedisURL)
+	require.Equal(t, []string{"n-0:6379", "n-1:6379", "n-2:6379"}, c.RedisClusterAddrs)
+	require.Equal(t, "jobforge", c.RedisUsername)
+	require.Equal(t, "pw", c.RedisPassword)
+	require.True(t, c.RedisTLS)
+}
+
 func TestAPIAuthChoices(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"-auth-disabled"}, {"-api-keys-file", "/keys.json"}, {"-dev"}} {
@@ -87,7 +107,10 @@ func TestLoadRejects(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
-		{"no redis url", config.Worker, nil, map[string]string{}, "REDIS_URL (or -redis-sentinel-master and -redis-sentinel-addrs) is required"},
+		{"no redis url", config.Worker, nil, map[string]string{}, "REDIS_URL (or -redis-sentinel-master and -redis-sentinel-addrs, or -redis-cluster-addrs) is required"},
+		{"url and cluster settings", config.Worker, []string{"-redis-cluster-addrs", "n1:6379,n2:6379"}, base, "REDIS_URL and -redis-cluster-addrs exclude each other"},
+		{"cluster and sentinel", config.Worker, []string{"-redis-cluster-addrs", "n1:6379", "-redis-sentinel-master", "m"}, nil, "-redis-cluster-addrs and the -redis-sentinel-* settings exclude each other"},
+		{"cluster database", config.Worker, []string{"-redis-cluster-addrs", "n1:6379", "-redis-db", "2"}, nil, "a Redis Cluster has only database 0"},
 		{"url and sentinel settings", config.Worker, []string{"-redis-sentinel-master", "m", "-redis-sentinel-addrs", "s:26379"}, base, "exclude each other"},
 		{"url and master password", config.Worker, nil, map[string]string{"REDIS_URL": "redis://r", "JOBFORGE_REDIS_PASSWORD": "pw"}, "exclude each other"},
 		{"sentinel without master", config.Worker, []string{"-redis-sentinel-addrs", "s:26379"}, nil, "need both -redis-sentinel-master and -redis-sentinel-addrs"},
