@@ -97,7 +97,7 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 	defer obs.close(log)
 	redisCfg := redisConfig(cfg)
 	var embedded *queue.Embedded
-	if !cfg.RedisSentinel() && cfg.RedisURL == "" {
+	if !cfg.RedisSentinel() && !cfg.RedisCluster() && cfg.RedisURL == "" {
 		if embedded, err = queue.StartEmbedded(); err != nil {
 			return err
 		}
@@ -109,6 +109,9 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.
 		return err
 	}
 	defer rdb.Close()
+	if err := queue.Migrate(ctx, rdb, log); err != nil {
+		return err
+	}
 	if embedded == nil {
 		queue.CheckDurability(ctx, rdb, log)
 		queue.CheckReplicas(ctx, rdb, cfg.RedisMinReplicas, log)
@@ -298,6 +301,9 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger, types [
 		return err
 	}
 	defer rdb.Close()
+	if err := queue.Migrate(ctx, rdb, log); err != nil {
+		return err
+	}
 	queue.CheckDurability(ctx, rdb, log)
 
 	w := newWorker(rdb, reg, cfg, log, obs)
