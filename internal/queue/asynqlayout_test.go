@@ -136,7 +136,7 @@ func TestAsynqServerRunsCreatedTask(t *testing.T) {
 	}, "asynq removes the completed task")
 }
 
-func connectDB(t *testing.T) redis.UniversalClient {
+func connectDB(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	rdb, err := Connect(context.Background(), redistest.NewDB(t))
 	require.NoError(t, err)

@@ -76,12 +76,69 @@ func (s *Store) queues(ctx context.Context, fresh bool, minAge time.Duration) (n
 	return got, changed, nil
 }
 
+// jobQueues remembers the queue of jobs this process created or read
+// (a job never changes queue), so that reading them again asks only that
+// queue. Two generations approximate least-recently-used eviction: when
+// the current one is full it becomes the previous one, and the previous
+// one is dropped.
+type jobQueues struct {
+	mu        sync.Mutex
+	cur, prev map[string]string
+}
+
+// jobQueuesSize bounds each generation of jobQueues (~100 bytes an entry).
+const jobQueuesSize = 50_000
+
+func (c *jobQueues) get(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q, ok := c.cur[id]; ok {
+		return q, true
+	}
+	q, ok := c.prev[id]
+	if ok {
+		c.putLocked(id, q)
+	}
+	return q, ok
+}
+
+func (c *jobQueues) put(id, q string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.putLocked(id, q)
+}
+
+func (c *jobQueues) putLocked(id, q string) {
+	if c.cur == nil || len(c.cur) >= jobQueuesSize {
+		c.prev, c.cur = c.cur, make(map[string]string, 1024)
+	}
+	c.cur[id] = q
+}
+
+func (c *jobQueues) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.cur, id)
+	delete(c.prev, id)
+}
+
 // jobRef names a job: its queue and id.
 type jobRef struct{ queue, id string }
 
 // find returns tenant's job id from whichever known queue holds it, or
 // store.ErrNotFound.
 func (s *Store) find(ctx context.Context, tenant, id string) (*store.Record, error) {
+	if q, ok := s.jobQueues.get(id); ok {
+		recs, err := s.getMany(ctx, tenant, []jobRef{{q, id}})
+		if err != nil {
+			return nil, err
+		}
+		if recs[0] == nil {
+			s.jobQueues.forget(id) // expired, or another tenant's
+			return nil, store.ErrNotFound
+		}
+		return recs[0], nil
+	}
 	qs, _, err := s.queues(ctx, false, 0)
 	if err != nil {
 		return nil, err
@@ -97,6 +154,7 @@ func (s *Store) find(ctx context.Context, tenant, id string) (*store.Record, err
 		}
 		for _, r := range recs {
 			if r != nil {
+				s.jobQueues.put(id, r.Queue)
 				return r, nil
 			}
 		}

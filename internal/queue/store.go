@@ -40,6 +40,7 @@ type Store struct {
 	watch       watchPool   // connections for blocking watch reads (watch.go)
 	known       knownQueues // the queues a job can be in (locate.go)
 	registered  sync.Map    // queue → when registerQueue last added it
+	jobQueues   jobQueues   // job id → queue, of jobs seen lately (locate.go)
 }
 
 // Store is the Redis implementation of the storage seam; it passes the
@@ -205,6 +206,7 @@ func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*stor
 	}
 	switch code, _ := res[0].(int64); code {
 	case 1:
+		s.jobQueues.put(w.rec.ID, w.rec.Queue)
 		if w.rec.State != store.StateScheduled {
 			s.wakeups.add(w.rec.Queue)
 		}
