@@ -208,3 +208,61 @@ func TestConnectConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectCluster checks the two ways to name a Redis Cluster, that a
+// job written through either lands on the node that serves its queue's
+// slot, that the queue UI's Redis page works over the Cluster client, and
+// that each mistake fails at start-up with an error that says which one.
+func TestConnectCluster(t *testing.T) {
+	t.Parallel()
+	const pw = "cluster-secret"
+	rc := redistest.NewCluster(t, redistest.ClusterOptions{Password: pw})
+	plain := redistest.NewServer(t)
+	ctx := context.Background()
+
+	for name, cfg := range map[string]queue.RedisConfig{
+		"url":      {URL: rc.URL()},
+		"settings": {ClusterAddrs: rc.Addrs()[:1], Password: pw}, // one seed node finds the rest
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rdb, err := queue.ConnectConfig(ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = rdb.Close() })
+			_, ok := rdb.(*redis.ClusterClient)
+			require.True(t, ok, "a Cluster client, got %T", rdb)
+			st := queue.NewStore(rdb, testLogger(t))
+			t.Cleanup(func() { _ = st.Close() })
+			rec, _, err := st.Create(ctx, store.NewJob{Tenant: "t-" + name, Type: "simulate", Queue: "default", Payload: []byte(`{}`), MaxAttempts: 1, Timeout: time.Minute})
+			require.NoError(t, err)
+			got, err := st.Get(ctx, "t-"+name, rec.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.StatePending, got.State)
+
+			rr := httptest.NewRecorder()
+			queue.MonitoringHandler(rdb, "/monitoring").ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/monitoring/api/queues", nil))
+			require.Equal(t, http.StatusOK, rr.Code, rr.Body.String())
+			require.Contains(t, rr.Body.String(), `"default"`)
+		})
+	}
+
+	tests := []struct {
+		name    string
+		cfg     queue.RedisConfig
+		wantErr string
+	}{
+		{name: "wrong password", cfg: queue.RedisConfig{URL: strings.Replace(rc.URL(), pw, "nope", 1)}, wantErr: "the nodes rejected the credentials"},
+		{name: "no password", cfg: queue.RedisConfig{ClusterAddrs: rc.Addrs()}, wantErr: "the nodes rejected the credentials"},
+		{name: "a plain Redis given as a Cluster", cfg: queue.RedisConfig{ClusterAddrs: []string{plain.Addr()}}, wantErr: "the seed nodes are not Cluster nodes"},
+		{name: "a Cluster node given as one Redis", cfg: queue.RedisConfig{URL: "redis://:" + pw + "@" + rc.Addrs()[0]}, wantErr: "connect with redis-cluster://"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rdb, err := queue.ConnectConfig(ctx, tt.cfg)
+			require.Nil(t, rdb)
+			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), pw)
+		})
+	}
+}
