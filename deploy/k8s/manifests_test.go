@@ -76,16 +76,17 @@ const (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// overlays is every overlay there must be, and what it must be. There is no
-// Redis Cluster overlay: the programs do not support Cluster yet.
+// overlays is every overlay there must be, and what it must be.
 var overlays = map[string]struct {
 	namespace string
 	sentinel  bool // the Redis connection is given as Sentinel settings
+	cluster   bool // the Redis connection is given as Cluster settings
 	redis     bool // runs its own Redis (jobforge-redis)
 }{
 	"dev":                 {namespace: "jobforge-dev", redis: true},
 	"production":          {namespace: "jobforge"},
 	"production-sentinel": {namespace: "jobforge", sentinel: true},
+	"production-cluster":  {namespace: "jobforge", cluster: true},
 }
 
 // jobforgeDeployments are the programs' Deployments in every overlay.
@@ -441,7 +442,8 @@ func TestOverlays(t *testing.T) {
 		}
 
 		// One Redis connection for every program, from the Secret alone:
-		// a single Redis as REDIS_URL, or Sentinel setting by setting.
+		// a single Redis as REDIS_URL, or Sentinel or Cluster setting by
+		// setting.
 		redis := generated(t, m.secrets, redisSecret).Data
 		for _, cm := range m.configMaps {
 			for k := range cm.Data {
@@ -450,8 +452,33 @@ func TestOverlays(t *testing.T) {
 			}
 		}
 		for _, d := range jobforgeDeployments {
-			_, _, cfg := program(t, m, d.name, d.program)
+			_, c, cfg := program(t, m, d.name, d.program)
 			require.Equal(t, want.sentinel, cfg.RedisSentinel(), "%s: Redis topology", d.name)
+			require.Equal(t, want.cluster, cfg.RedisCluster(), "%s: Redis topology", d.name)
+			if want.cluster {
+				if d.program == config.API {
+					require.Equal(t, 1, cfg.RedisMinReplicas,
+						"each master has one replica: a create waits for it, so a failover loses nothing acknowledged")
+				}
+				require.Empty(t, cfg.RedisURL)
+				require.NotContains(t, redis, "REDIS_URL")
+				require.NotEmpty(t, cfg.RedisClusterAddrs, "the Cluster's seed nodes")
+				require.Equal(t, strings.Split(string(redis["JOBFORGE_REDIS_CLUSTER_ADDRS"]), ","), cfg.RedisClusterAddrs,
+					"the seed nodes come from the Secret")
+				for _, a := range cfg.RedisClusterAddrs {
+					host, _, err := net.SplitHostPort(a)
+					require.NoError(t, err, "seed node %q", a)
+					require.NotEmpty(t, host, "seed node %q", a)
+					require.Positive(t, addrPort(t, a), "seed node %q", a)
+				}
+				require.Zero(t, cfg.RedisDB, "a Cluster has only database 0")
+				require.NotEmpty(t, cfg.RedisPassword, "the nodes have a password")
+				require.Equal(t, string(redis["JOBFORGE_REDIS_PASSWORD"]), cfg.RedisPassword, "the nodes' password comes from the Secret")
+				require.False(t, slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+					return e.Name == "JOBFORGE_REDIS_PASSWORD" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil)
+				}), "%s: JOBFORGE_REDIS_PASSWORD set in the manifest, not from a Secret", d.name)
+				continue
+			}
 			if want.sentinel {
 				if d.program == config.API {
 					require.GreaterOrEqual(t, cfg.RedisMinReplicas, 1, "with replicas, a create waits for one: a failover loses nothing acknowledged")
@@ -696,6 +723,7 @@ func TestSecretChangesRollPods(t *testing.T) {
 		{overlay: "production", file: "secrets/redis.env", rolls: []string{"jobforge-api", "jobforge-worker-io", "jobforge-worker-cpu"}},
 		{overlay: "production", file: "secrets/api-keys.json", rolls: []string{"jobforge-api"}},
 		{overlay: "production-sentinel", file: "secrets/redis.env", rolls: []string{"jobforge-api", "jobforge-worker-io", "jobforge-worker-cpu"}},
+		{overlay: "production-cluster", file: "secrets/redis.env", rolls: []string{"jobforge-api", "jobforge-worker-io", "jobforge-worker-cpu"}},
 	}
 	all := rendered(t)
 	for _, tt := range tests {
