@@ -116,7 +116,7 @@ OVERLAY ?= dev
 
 .PHONY: k8s
 k8s: ## Render deploy/k8s/overlays/OVERLAY (default dev) with IMAGE=name:tag or name@sha256:… into out/k8s/OVERLAY.yaml.
-	@test -n "$(IMAGE)" || { echo "usage: make k8s IMAGE=<name:tag or name@sha256:digest> [OVERLAY=dev|production|production-sentinel]"; exit 2; }
+	@test -n "$(IMAGE)" || { echo "usage: make k8s IMAGE=<name:tag or name@sha256:digest> [OVERLAY=dev|production|production-sentinel|production-cluster]"; exit 2; }
 	cd $(K8S_DIR) && $(GO) run ./cmd/render -overlay '$(OVERLAY)' -image '$(IMAGE)' -out $(CURDIR)/out/k8s/$(OVERLAY).yaml
 
 .PHONY: test-faults
