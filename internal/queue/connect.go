@@ -186,7 +186,7 @@ func ConnectConfig(ctx context.Context, cfg RedisConfig) (Client, error) {
 	var rdb Client
 	switch {
 	case cluster != nil:
-		cc := redis.NewClusterClient(cluster)
+		cc := newClusterClient(cluster)
 		if err := checkCluster(ctx, cc); err != nil {
 			_ = cc.Close()
 			return nil, err
@@ -243,7 +243,7 @@ func newClientLike(rdb redis.UniversalClient, tune func(*redis.Options)) (_ redi
 		t := redis.Options{PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns, MaxIdleConns: o.MaxIdleConns}
 		tune(&t)
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = t.PoolSize, t.MinIdleConns, t.MaxIdleConns
-		return redis.NewClusterClient(&o), true
+		return newClusterClient(&o), true
 	}
 	return nil, false
 }
@@ -508,6 +508,56 @@ func (c RedisConfig) clusterOptions() (*redis.ClusterOptions, error) {
 		return nil, err
 	}
 	return o, nil
+}
+
+// clusterStateReload is how old a Cluster client's slot map may get before
+// it is read again; an unreachable node or CLUSTERDOWN makes the client read
+// it at once (reloadOnFailure). go-redis's default, a minute, kept workers
+// dialling a dead master for that long after its replica had taken over.
+const clusterStateReload = 5 * time.Second
+
+// newClusterClient opens a Cluster client that follows failovers within
+// moments: go-redis reads the slot map again on MOVED and READONLY replies,
+// but not when a master stops answering, and the replica that replaces it
+// answers nothing for the dead master's connections.
+func newClusterClient(o *redis.ClusterOptions) *redis.ClusterClient {
+	o.ClusterStateReloadInterval = clusterStateReload
+	cc := redis.NewClusterClient(o)
+	cc.AddHook(reloadOnFailure{cc})
+	return cc
+}
+
+// reloadOnFailure asks its Cluster client to read the slot map again
+// (lazily, at most every 200 ms: go-redis's cooldown) after a command or
+// pipeline failed because a node could not be reached or the Cluster
+// reported itself down.
+type reloadOnFailure struct{ cc *redis.ClusterClient }
+
+func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h reloadOnFailure) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(err)
+		return err
+	}
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(err)
+		return err
+	}
+}
+
+func (h reloadOnFailure) check(err error) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	if IsUnavailable(err) {
+		h.cc.ReloadState(context.Background())
+	}
 }
 
 // checkCluster fails unless the seed nodes are nodes of a Redis Cluster

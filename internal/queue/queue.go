@@ -13,7 +13,9 @@ package queue
 
 import (
 	"errors"
+	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -70,9 +72,30 @@ func IsUnavailable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, net.ErrClosed) ||
+		// The server closed the connection mid-reply (it was killed).
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		// A failover in progress: the server is a replica now, still
 		// loading its data, or has lost its master.
-		redis.IsReadOnlyError(err) || redis.IsLoadingError(err) || redis.IsMasterDownError(err)
+		redis.IsReadOnlyError(err) || redis.IsLoadingError(err) || redis.IsMasterDownError(err) ||
+		// A Cluster failing over or resharding: the slot's master is down,
+		// or moved while a create was sent to it directly (writeClient).
+		clusterMoving(err)
+}
+
+// clusterMoving reports a Redis Cluster reply that means "try again in a
+// moment": the Cluster is down (a master failed and has no replacement yet),
+// or a slot is moving or has moved.
+func clusterMoving(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "MOVED ", "ASK "} {
+		if strings.HasPrefix(rerr.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // unavailableError is an error that means Redis could not be reached,

@@ -17,9 +17,13 @@ type ClusterOptions struct {
 	// Masters is the number of master nodes (3 if 0); the slots are spread
 	// over them evenly.
 	Masters int
+	// Replicas is the number of replicas of each master (0: none).
+	Replicas int
 	// Password is every node's requirepass (and masterauth); empty for
 	// none.
 	Password string
+	// Durable makes every node keep an append-only file (see Durable).
+	Durable bool
 }
 
 // Cluster is a Redis Cluster of real redis-server processes on loopback.
@@ -29,9 +33,9 @@ type Cluster struct {
 }
 
 // NewCluster starts a Redis Cluster (redis-server --cluster-enabled yes per
-// node, joined with redis-cli --cluster create, no replicas) on free
-// loopback ports and waits until it serves every slot; the nodes are
-// stopped when the test ends.
+// node, joined with redis-cli --cluster create) on free loopback ports and
+// waits until it serves every slot and every replica is in sync; the nodes
+// are stopped when the test ends. Nodes lists the masters first.
 func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	tb.Helper()
 	if testing.Short() {
@@ -46,7 +50,7 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	}
 	c := &Cluster{password: opts.Password}
 	create := []string{"--cluster", "create"}
-	for range n {
+	for range n * (1 + opts.Replicas) {
 		bus, err := freePort()
 		if err != nil {
 			tb.Fatalf("redistest: %v", err)
@@ -58,11 +62,15 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 		if opts.Password != "" {
 			args = append(args, "--requirepass", opts.Password, "--masterauth", opts.Password)
 		}
-		s := NewServer(tb, Args(args...))
+		serverOpts := []ServerOption{Args(args...)}
+		if opts.Durable {
+			serverOpts = append(serverOpts, Durable())
+		}
+		s := NewServer(tb, serverOpts...)
 		c.Nodes = append(c.Nodes, s)
 		create = append(create, s.Addr())
 	}
-	create = append(create, "--cluster-replicas", "0", "--cluster-yes")
+	create = append(create, "--cluster-replicas", strconv.Itoa(opts.Replicas), "--cluster-yes")
 	if opts.Password != "" {
 		create = append(create, "-a", opts.Password, "--no-auth-warning")
 	}
@@ -75,8 +83,20 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 			return err == nil && strings.Contains(info, "cluster_state:ok")
 		}, "node %s: the cluster did not reach state ok", s.Addr())
 	}
+	if opts.Replicas > 0 {
+		for _, s := range c.Nodes {
+			Eventually(tb, 20*time.Second, func() bool {
+				info, err := c.command(s.Addr(), "INFO", "replication")
+				return err == nil && (strings.Contains(info, "role:master") || strings.Contains(info, "master_link_status:up"))
+			}, "node %s: replica not in sync", s.Addr())
+		}
+	}
 	return c
 }
+
+// Command sends one command to the node at addr (with the Cluster's
+// password) and returns its reply as text.
+func (c *Cluster) Command(addr string, args ...string) (string, error) { return c.command(addr, args...) }
 
 // Addrs are the nodes' host:port addresses.
 func (c *Cluster) Addrs() []string {

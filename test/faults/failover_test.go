@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,11 +46,31 @@ func TestSentinelFailoverUnderSubmitLoad(t *testing.T) {
 		if durable {
 			name = "durability on"
 		}
-		t.Run(name, func(t *testing.T) { failover(t, name, durable) })
+		t.Run(name, func(t *testing.T) { failover(t, "sentinel failover, "+name, sentinelTopology, durable) })
 	}
 }
 
-func failover(t *testing.T, scenario string, durable bool) {
+// TestClusterFailoverUnderSubmitLoad is the same on a Redis Cluster of
+// three masters with a replica each: the master that serves the load's
+// queue is killed (kill -9), the Cluster promotes its replica once the
+// other masters see it fail (node timeout 2 s), and the killed node comes
+// back as the new master's replica.
+func TestClusterFailoverUnderSubmitLoad(t *testing.T) {
+	for _, durable := range []bool{true, false} {
+		name := "durability off"
+		if durable {
+			name = "durability on"
+		}
+		t.Run(name, func(t *testing.T) { failover(t, "cluster master failover, "+name, clusterTopology, durable) })
+	}
+}
+
+// A topology starts Redis with a replica and returns a node (for the
+// harness), the URL the processes use, and fail, which fails the primary
+// over and returns when the replica has taken its place.
+type topology func(t *testing.T) (node *redistest.Server, url string, fail func() time.Time)
+
+func sentinelTopology(t *testing.T) (*redistest.Server, string, func() time.Time) {
 	ctx := context.Background()
 	primary := redistest.NewServer(t, redistest.Durable())
 	_, port, err := net.SplitHostPort(primary.Addr())
@@ -64,8 +85,80 @@ func failover(t *testing.T, scenario string, durable bool) {
 		rs, err := sc.Replicas(ctx, failoverMaster).Result()
 		return err == nil && len(rs) == 1 && rs[0]["flags"] == "slave" && rs[0]["master-link-status"] == "ok"
 	}, "the sentinel does not know the replica")
+	fail := func() time.Time {
+		require.NoError(t, sc.Failover(ctx, failoverMaster).Err())
+		var switchAt time.Time
+		redistest.Eventually(t, failoverDeadline, func() bool {
+			addr, err := sc.GetMasterAddrByName(ctx, failoverMaster).Result()
+			if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == replica.Addr() {
+				switchAt = time.Now()
+				return true
+			}
+			return false
+		}, "the sentinel did not promote the replica")
+		return switchAt
+	}
+	return primary, fmt.Sprintf("redis-sentinel://%s/0?master=%s", sentinel.Addr(), failoverMaster), fail
+}
 
-	c := newClusterOn(t, primary, fmt.Sprintf("redis-sentinel://%s/0?master=%s", sentinel.Addr(), failoverMaster))
+func clusterTopology(t *testing.T) (*redistest.Server, string, func() time.Time) {
+	ctx := context.Background()
+	rc := redistest.NewCluster(t, redistest.ClusterOptions{Replicas: 1, Durable: true})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs()})
+	t.Cleanup(func() { _ = cc.Close() })
+	// The master of the load's queue ("default") and its replica.
+	master, err := cc.MasterForKey(ctx, "asynq:{default}:pending")
+	require.NoError(t, err)
+	masterAddr := master.Options().Addr
+	byAddr := map[string]*redistest.Server{}
+	for _, n := range rc.Nodes {
+		byAddr[n.Addr()] = n
+	}
+	var masterID, replicaAddr, witness string
+	nodes, err := rc.Command(masterAddr, "CLUSTER", "NODES")
+	require.NoError(t, err)
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		if strings.HasPrefix(f[1], masterAddr+"@") {
+			masterID = f[0]
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		addr, _, _ := strings.Cut(f[1], "@")
+		switch {
+		case f[3] == masterID:
+			replicaAddr = addr
+		case strings.Contains(f[2], "master") && addr != masterAddr:
+			witness = addr
+		}
+	}
+	require.NotEmpty(t, replicaAddr, "no replica of %s: %s", masterAddr, nodes)
+	fail := func() time.Time {
+		byAddr[masterAddr].Stop()
+		var switchAt time.Time
+		redistest.Eventually(t, failoverDeadline, func() bool {
+			nodes, err := rc.Command(witness, "CLUSTER", "NODES")
+			for _, line := range strings.Split(nodes, "\n") {
+				if f := strings.Fields(line); err == nil && len(f) > 2 && strings.HasPrefix(f[1], replicaAddr+"@") && strings.Contains(f[2], "master") {
+					switchAt = time.Now()
+					return true
+				}
+			}
+			return false
+		}, "the Cluster did not promote the replica")
+		// The killed node comes back (its pod restarted) and rejoins as
+		// the new master's replica: until then a create that waits for a
+		// replica is refused with 503.
+		require.NoError(t, byAddr[masterAddr].Start())
+		return switchAt
+	}
+	return byAddr[masterAddr], rc.URL(), fail
+}
+
+func failover(t *testing.T, scenario string, topo topology, durable bool) {
+	node, url, fail := topo(t)
+	c := newClusterOn(t, node, url)
 	if durable {
 		c.apiEnv = []string{"JOBFORGE_REDIS_MIN_REPLICAS=1", "JOBFORGE_REDIS_REPLICA_TIMEOUT=300ms"}
 	}
@@ -76,6 +169,7 @@ func failover(t *testing.T, scenario string, durable bool) {
 		mu         sync.Mutex
 		names      []string
 		steady     []time.Duration    // latency of the acknowledged creates sent before the failover
+		acked      []time.Time        // when each create was acknowledged
 		failoverAt time.Time          // set under mu
 		codes      = map[string]int{} // replies other than 200, by status
 		unacked    int                // creates still refused when the load stopped
@@ -101,6 +195,7 @@ func failover(t *testing.T, scenario string, durable bool) {
 					if name != "" {
 						mu.Lock()
 						names = append(names, name)
+						acked = append(acked, time.Now())
 						if failoverAt.IsZero() || r.start.Before(failoverAt) {
 							steady = append(steady, r.latency)
 						}
@@ -140,16 +235,15 @@ func failover(t *testing.T, scenario string, durable bool) {
 	before := len(names)
 	failoverAt = time.Now()
 	mu.Unlock()
-	require.NoError(t, sc.Failover(ctx, failoverMaster).Err())
-	var switchAt time.Time
+	switchAt := fail()
+	// Load goes on until creates are acknowledged again (with the
+	// durability setting, once the new primary has a replica in sync), and
+	// for failoverLoad after that.
 	redistest.Eventually(t, failoverDeadline, func() bool {
-		addr, err := sc.GetMasterAddrByName(ctx, failoverMaster).Result()
-		if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == replica.Addr() {
-			switchAt = time.Now()
-			return true
-		}
-		return false
-	}, "the sentinel did not promote the replica")
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) > 0 && acked[len(acked)-1].After(switchAt)
+	}, "no create was acknowledged after the switch")
 	<-time.After(failoverLoad)
 	stopLoad()
 
@@ -163,6 +257,14 @@ func failover(t *testing.T, scenario string, durable bool) {
 		}
 	}
 	dup := twice(led, names)
+	// Creates resume: the first acknowledged after the switch.
+	resume := time.Duration(-1)
+	for _, at := range acked {
+		if at.After(switchAt) {
+			resume = at.Sub(switchAt)
+			break
+		}
+	}
 	slices.Sort(steady)
 	refused := codes["503"]
 	others := 0
@@ -171,10 +273,10 @@ func failover(t *testing.T, scenario string, durable bool) {
 			others += n
 		}
 	}
-	report("sentinel failover, "+scenario,
+	report(scenario,
 		"acknowledged", len(names), "before_failover", before, "lost", len(lost), "executed_twice", len(dup),
 		"refused_503", refused, "other_errors", others, "unacknowledged_at_stop", unacked,
-		"switch_s", switchAt.Sub(failoverAt), "pickup_after_switch_s", pickup,
+		"switch_s", switchAt.Sub(failoverAt), "creates_resume_after_switch_s", resume, "pickup_after_switch_s", pickup,
 		"create_p50_ms", percentile(steady, 0.5), "create_p99_ms", percentile(steady, 0.99))
 	check(t, others == 0, "requests failed with something other than 503: %v", codes)
 	check(t, len(names) > before, "no job was acknowledged after the failover")
