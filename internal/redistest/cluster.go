@@ -96,7 +96,9 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 
 // Command sends one command to the node at addr (with the Cluster's
 // password) and returns its reply as text.
-func (c *Cluster) Command(addr string, args ...string) (string, error) { return c.command(addr, args...) }
+func (c *Cluster) Command(addr string, args ...string) (string, error) {
+	return c.command(addr, args...)
+}
 
 // Addrs are the nodes' host:port addresses.
 func (c *Cluster) Addrs() []string {
