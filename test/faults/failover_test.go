@@ -68,9 +68,9 @@ func TestClusterFailoverUnderSubmitLoad(t *testing.T) {
 // A topology starts Redis with a replica and returns a node (for the
 // harness), the URL the processes use, and fail, which fails the primary
 // over and returns when the replica has taken its place.
-type topology func(t *testing.T) (node *redistest.Server, url string, fail func() time.Time)
+type topology func(t *testing.T) (node *redistest.Server, url string, fail func() (switchAt time.Time, replicaBack func() time.Time))
 
-func sentinelTopology(t *testing.T) (*redistest.Server, string, func() time.Time) {
+func sentinelTopology(t *testing.T) (*redistest.Server, string, func() (time.Time, func() time.Time)) {
 	ctx := context.Background()
 	primary := redistest.NewServer(t, redistest.Durable())
 	_, port, err := net.SplitHostPort(primary.Addr())
@@ -85,7 +85,7 @@ func sentinelTopology(t *testing.T) (*redistest.Server, string, func() time.Time
 		rs, err := sc.Replicas(ctx, failoverMaster).Result()
 		return err == nil && len(rs) == 1 && rs[0]["flags"] == "slave" && rs[0]["master-link-status"] == "ok"
 	}, "the sentinel does not know the replica")
-	fail := func() time.Time {
+	fail := func() (time.Time, func() time.Time) {
 		require.NoError(t, sc.Failover(ctx, failoverMaster).Err())
 		var switchAt time.Time
 		redistest.Eventually(t, failoverDeadline, func() bool {
@@ -96,12 +96,12 @@ func sentinelTopology(t *testing.T) (*redistest.Server, string, func() time.Time
 			}
 			return false
 		}, "the sentinel did not promote the replica")
-		return switchAt
+		return switchAt, watchReplicaSync(t, replica.Addr())
 	}
 	return primary, fmt.Sprintf("redis-sentinel://%s/0?master=%s", sentinel.Addr(), failoverMaster), fail
 }
 
-func clusterTopology(t *testing.T) (*redistest.Server, string, func() time.Time) {
+func clusterTopology(t *testing.T) (*redistest.Server, string, func() (time.Time, func() time.Time)) {
 	ctx := context.Background()
 	rc := redistest.NewCluster(t, redistest.ClusterOptions{Replicas: 1, Durable: true})
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs()})
@@ -134,7 +134,7 @@ func clusterTopology(t *testing.T) (*redistest.Server, string, func() time.Time)
 		}
 	}
 	require.NotEmpty(t, replicaAddr, "no replica of %s: %s", masterAddr, nodes)
-	fail := func() time.Time {
+	fail := func() (time.Time, func() time.Time) {
 		byAddr[masterAddr].Stop()
 		var switchAt time.Time
 		redistest.Eventually(t, failoverDeadline, func() bool {
@@ -151,7 +151,7 @@ func clusterTopology(t *testing.T) (*redistest.Server, string, func() time.Time)
 		// the new master's replica: until then a create that waits for a
 		// replica is refused with 503.
 		require.NoError(t, byAddr[masterAddr].Start())
-		return switchAt
+		return switchAt, watchReplicaSync(t, replicaAddr)
 	}
 	return byAddr[masterAddr], rc.URL(), fail
 }
@@ -235,7 +235,7 @@ func failover(t *testing.T, scenario string, topo topology, durable bool) {
 	before := len(names)
 	failoverAt = time.Now()
 	mu.Unlock()
-	switchAt := fail()
+	switchAt, replicaBack := fail()
 	// Load goes on until creates are acknowledged again (with the
 	// durability setting, once the new primary has a replica in sync), and
 	// for failoverLoad after that.
@@ -276,7 +276,7 @@ func failover(t *testing.T, scenario string, topo topology, durable bool) {
 	report(scenario,
 		"acknowledged", len(names), "before_failover", before, "lost", len(lost), "executed_twice", len(dup),
 		"refused_503", refused, "other_errors", others, "unacknowledged_at_stop", unacked,
-		"switch_s", switchAt.Sub(failoverAt), "creates_resume_after_switch_s", resume, "pickup_after_switch_s", pickup,
+		"switch_s", switchAt.Sub(failoverAt), "creates_resume_after_switch_s", resume, "replica_in_sync_after_switch_s", since(replicaBack(), switchAt), "pickup_after_switch_s", pickup,
 		"create_p50_ms", percentile(steady, 0.5), "create_p99_ms", percentile(steady, 0.99))
 	check(t, others == 0, "requests failed with something other than 503: %v", codes)
 	check(t, len(names) > before, "no job was acknowledged after the failover")
@@ -284,6 +284,43 @@ func failover(t *testing.T, scenario string, topo topology, durable bool) {
 	if durable {
 		check(t, len(lost) == 0, "%d acknowledged jobs lost with -redis-min-replicas 1: %s", len(lost), sample(lost, 5))
 	}
+}
+
+// watchReplicaSync polls the new primary at addr until a replica of its
+// own is in sync, and returns when that happened (zero until then).
+func watchReplicaSync(t *testing.T, addr string) func() time.Time {
+	var (
+		mu sync.Mutex
+		at time.Time
+	)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); _ = rdb.Close() })
+	go func() {
+		for {
+			info, err := rdb.Info(context.Background(), "replication").Result()
+			if err == nil && strings.Contains(info, "state=online") {
+				mu.Lock()
+				at = time.Now()
+				mu.Unlock()
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
+}
+
+// since is at - from, or -1 when at is zero (never).
+func since(at, from time.Time) time.Duration {
+	if at.IsZero() {
+		return -1
+	}
+	return at.Sub(from)
 }
 
 // percentile of sorted durations, in milliseconds.
