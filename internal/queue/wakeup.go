@@ -204,17 +204,12 @@ func (w *waker) hold(ctx context.Context, p *wakePool) {
 // waker's hook, so that only their calls can be held; ok is false when rdb
 // is of a kind that cannot be copied (the worker then polls).
 func wakeClient(rdb redis.UniversalClient, w *waker) (redis.UniversalClient, bool) {
-	if dup, ok := newClientLike(rdb, func(*redis.Options) {}); ok {
-		dup.AddHook(w.hook())
-		return dup, true
+	dup, ok := newClientLike(rdb, func(*redis.Options) {})
+	if !ok {
+		return nil, false
 	}
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		dup := redis.NewClusterClient(c.Options())
-		dup.AddHook(w.hook())
-		return dup, true
-	}
-	return nil, false
+	dup.AddHook(w.hook())
+	return dup, true
 }
 
 // wakeups announces new jobs to idle workers, one PUBLISH per queue on
