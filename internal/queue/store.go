@@ -41,6 +41,7 @@ type Store struct {
 	known       knownQueues // the queues a job can be in (locate.go)
 	registered  sync.Map    // queue → when registerQueue last added it
 	jobQueues   jobQueues   // job id → queue, of jobs seen lately (locate.go)
+	creates     createQueue // creates waiting for a pipeline (coalesce.go)
 }
 
 // Store is the Redis implementation of the storage seam; it passes the
@@ -113,7 +114,7 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 // Create stores and enqueues a job in one round trip: createScript writes
 // the idempotency key, the record, its index and quota entries and the
 // asynq task together, so a crash at any point leaves either all of them or
-// none.
+// none. Concurrent creates share round trips (coalesce.go).
 //
 // With an idempotency key, the first request claims the key and creates the
 // job; a later request with the same key and request hash gets the
@@ -125,32 +126,11 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 	if err != nil {
 		return nil, false, err
 	}
-	w := s.newWrite(ctx, nj)
-	if err := s.registerQueue(ctx, w.rec.Queue); err != nil {
-		return nil, false, fmt.Errorf("write job: %w", err)
+	res := s.create(ctx, s.newWrite(ctx, nj))
+	if res.Err != nil {
+		return nil, false, res.Err
 	}
-	c, err := s.writeClient(ctx, w.rec.Queue)
-	if err != nil {
-		return nil, false, fmt.Errorf("write job: %w", err)
-	}
-	var (
-		cmd  *redis.Cmd
-		wait *redis.Cmd
-	)
-	if err := pipelined(ctx, c, func(pipe redis.Pipeliner) {
-		cmd = w.run(ctx, pipe)
-		wait = s.waitReplicas(ctx, pipe)
-	}); writeFailed(err, wait) {
-		s.nodeFailed(c, err)
-		return nil, false, fmt.Errorf("write job: %w", err)
-	}
-	rec, existed, err = s.created(ctx, w, cmd)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := s.replicated(wait, 1); err != nil {
-		return nil, false, err
-	}
+	rec, existed = res.Record, res.Existed
 	return rec, existed, nil
 }
 
