@@ -86,8 +86,8 @@ type jobQueues struct {
 	cur, prev map[string]string
 }
 
-// jobQueuesSize bounds each generation of jobQueues (~100 bytes an entry).
-const jobQueuesSize = 50_000
+// jobQueuesSize bounds each generation of jobQueues (~100 bytes an entry: at most 2 MB).
+const jobQueuesSize = 10_000
 
 func (c *jobQueues) get(id string) (string, bool) {
 	c.mu.Lock()
