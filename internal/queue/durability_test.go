@@ -130,3 +130,69 @@ func TestCreateWaitsForReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterCreateWaitsForItsOwnReplica checks that on a Redis Cluster the
+// replica wait follows each create to its queue's master: with the replica
+// of one master stopped, a batch over two queues on different masters
+// creates the job of the healthy one and answers ErrNotReplicated for the
+// other. A WAIT sent to any other node would confirm both.
+func TestClusterCreateWaitsForItsOwnReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rc := redistest.NewCluster(t, redistest.ClusterOptions{Replicas: 1})
+	rdb, err := queue.Connect(ctx, rc.URL())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+	cc := rdb.(*redis.ClusterClient)
+
+	// Two queues whose slots are on different masters.
+	masterOf := func(q string) string {
+		n, err := cc.MasterForKey(ctx, "asynq:{"+q+"}:pending")
+		require.NoError(t, err)
+		return n.Options().Addr
+	}
+	healthy, starved := "default", ""
+	for _, q := range []string{"critical", "low", "cpu", "io", "reports", "emails"} {
+		if masterOf(q) != masterOf(healthy) {
+			starved = q
+			break
+		}
+	}
+	require.NotEmpty(t, starved, "no two queues on different masters")
+
+	// Stop the replica of the starved queue's master.
+	nodes, err := rc.Command(masterOf(starved), "CLUSTER", "NODES")
+	require.NoError(t, err)
+	var masterID string
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		if f := strings.Fields(line); strings.HasPrefix(f[1], masterOf(starved)+"@") {
+			masterID = f[0]
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
+		f := strings.Fields(line)
+		if f[3] != masterID {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		for _, n := range rc.Nodes {
+			if n.Addr() == addr {
+				n.Stop()
+			}
+		}
+	}
+
+	st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{MinReplicas: 1, ReplicaTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = st.Close() })
+	newJob := func(q string) store.NewJob {
+		return store.NewJob{Tenant: "t", Type: "simulate", Queue: q, Payload: json.RawMessage(`{}`), MaxAttempts: 1, Timeout: time.Minute}
+	}
+	res := st.CreateMany(ctx, []store.NewJob{newJob(healthy), newJob(starved)}, false)
+	require.NoError(t, res[0].Err, "the healthy master's replica confirms")
+	require.ErrorIs(t, res[1].Err, store.ErrNotReplicated)
+	require.ErrorIs(t, res[1].Err, store.ErrUnavailable)
+	_, _, err = st.Create(ctx, newJob(healthy))
+	require.NoError(t, err)
+	_, _, err = st.Create(ctx, newJob(starved))
+	require.ErrorIs(t, err, store.ErrNotReplicated)
+}
