@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,14 +23,7 @@ func TestConformance(t *testing.T) {
 		rdb, err := queue.Connect(context.Background(), redistest.NewDB(t))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rdb.Close() })
-		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
-			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
-		})
-		t.Cleanup(func() { _ = st.Close() })
-		return storetest.Harness{
-			Store:       st,
-			StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
-		}
+		return conformanceHarness(t, rdb, opts)
 	})
 }
 
@@ -51,14 +43,7 @@ func TestConformanceSentinel(t *testing.T) {
 		})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rdb.Close() })
-		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
-			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
-		})
-		t.Cleanup(func() { _ = st.Close() })
-		return storetest.Harness{
-			Store:       st,
-			StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
-		}
+		return conformanceHarness(t, rdb, opts)
 	})
 }
 
@@ -69,11 +54,9 @@ func TestConformanceSentinel(t *testing.T) {
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	pool := make(chan *redistest.Cluster, 4)
-	var clusters sync.WaitGroup
 	for range cap(pool) {
-		clusters.Go(func() { pool <- redistest.NewCluster(t, redistest.ClusterOptions{Password: masterPassword}) })
+		pool <- redistest.NewCluster(t, redistest.ClusterOptions{Password: masterPassword})
 	}
-	clusters.Wait()
 	storetest.Exercise(t, func(t *testing.T, opts storetest.Options) storetest.Harness {
 		c := <-pool
 		rdb, err := queue.Connect(context.Background(), c.URL())
@@ -91,15 +74,21 @@ func TestConformanceCluster(t *testing.T) {
 			}
 			pool <- c
 		})
-		st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
-			Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
-		})
-		t.Cleanup(func() { _ = st.Close() })
-		return storetest.Harness{
-			Store:       st,
-			StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
-		}
+		return conformanceHarness(t, rdb, opts)
 	})
+}
+
+// conformanceHarness is a Store on rdb with the suite's options, closed
+// when the case ends, and its worker.
+func conformanceHarness(t *testing.T, rdb queue.Client, opts storetest.Options) storetest.Harness {
+	st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{
+		Retention: opts.Retention, MaxWaitingPerTenant: opts.MaxWaitingPerTenant,
+	})
+	t.Cleanup(func() { _ = st.Close() })
+	return storetest.Harness{
+		Store:       st,
+		StartWorker: func(t *testing.T, types ...*jobs.Type) { startConformanceWorker(t, rdb, opts, types) },
+	}
 }
 
 func startConformanceWorker(t *testing.T, rdb queue.Client, opts storetest.Options, types []*jobs.Type) {

@@ -363,19 +363,25 @@ func (c RedisConfig) failoverOptions() (*redis.FailoverOptions, error) {
 	o.Protocol = single.Protocol
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = single.DialTimeout, single.ReadTimeout, single.WriteTimeout
 	o.MaxRetries, o.DialerRetries, o.DialerRetryTimeout = single.MaxRetries, single.DialerRetries, single.DialerRetryTimeout
-	if c.TLS {
-		// The server name is each address's host (crypto/tls fills it in
-		// per connection).
-		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if c.TLSFiles != (TLSFiles{}) && o.TLSConfig == nil {
-		return nil, errors.New("redis sentinel: a CA or client certificate is set but TLS is off (rediss-sentinel:// or -redis-tls)")
-	}
 	var err error
-	if o.TLSConfig, err = c.TLSFiles.apply(o.TLSConfig); err != nil {
+	if o.TLSConfig, err = c.tlsConfig("sentinel", "rediss-sentinel"); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// tlsConfig is the TLS configuration of the Sentinel or Cluster connections
+// c describes (kind and scheme name them in errors); nil without TLS.
+func (c RedisConfig) tlsConfig(kind, scheme string) (*tls.Config, error) {
+	if !c.TLS {
+		if c.TLSFiles != (TLSFiles{}) {
+			return nil, fmt.Errorf("redis %s: a CA or client certificate is set but TLS is off (%s:// or -redis-tls)", kind, scheme)
+		}
+		return nil, nil
+	}
+	// The server name is each address's host (crypto/tls fills it in per
+	// connection).
+	return c.TLSFiles.apply(&tls.Config{MinVersion: tls.VersionTLS12})
 }
 
 // checkSentinels asks the sentinels for the master's address, so that a
@@ -497,14 +503,8 @@ func (c RedisConfig) clusterOptions() (*redis.ClusterOptions, error) {
 		DialTimeout: single.DialTimeout, ReadTimeout: single.ReadTimeout, WriteTimeout: single.WriteTimeout,
 		MaxRetries: single.MaxRetries, DialerRetries: single.DialerRetries, DialerRetryTimeout: single.DialerRetryTimeout,
 	}
-	if c.TLS {
-		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if c.TLSFiles != (TLSFiles{}) && o.TLSConfig == nil {
-		return nil, errors.New("redis cluster: a CA or client certificate is set but TLS is off (rediss-cluster:// or -redis-tls)")
-	}
 	var err error
-	if o.TLSConfig, err = c.TLSFiles.apply(o.TLSConfig); err != nil {
+	if o.TLSConfig, err = c.tlsConfig("cluster", "rediss-cluster"); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -519,19 +519,26 @@ const clusterStateReload = 5 * time.Second
 // newClusterClient opens a Cluster client that follows failovers within
 // moments: go-redis reads the slot map again on MOVED and READONLY replies,
 // but not when a master stops answering, and the replica that replaces it
-// answers nothing for the dead master's connections.
+// answers nothing for the dead master's connections. The hook sits on every
+// node's client, so it also sees the writes the store sends to a queue's
+// master directly (Store.writeClient).
 func newClusterClient(o *redis.ClusterOptions) *redis.ClusterClient {
 	o.ClusterStateReloadInterval = clusterStateReload
-	cc := redis.NewClusterClient(o)
-	cc.AddHook(reloadOnFailure{cc})
+	var cc *redis.ClusterClient
+	o.NewClient = func(opt *redis.Options) *redis.Client {
+		node := redis.NewClient(opt)
+		node.AddHook(reloadOnFailure{func() { cc.ReloadState(context.Background()) }})
+		return node
+	}
+	cc = redis.NewClusterClient(o)
 	return cc
 }
 
 // reloadOnFailure asks its Cluster client to read the slot map again
 // (lazily, at most every 200 ms: go-redis's cooldown) after a command or
-// pipeline failed because a node could not be reached or the Cluster
-// reported itself down.
-type reloadOnFailure struct{ cc *redis.ClusterClient }
+// pipeline on a node failed because the node could not be reached, the
+// Cluster reported itself down, or the slot moved.
+type reloadOnFailure struct{ reload func() }
 
 func (h reloadOnFailure) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -556,7 +563,7 @@ func (h reloadOnFailure) check(err error) {
 		return
 	}
 	if IsUnavailable(err) {
-		h.cc.ReloadState(context.Background())
+		h.reload()
 	}
 }
 

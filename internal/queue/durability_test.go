@@ -161,26 +161,10 @@ func TestClusterCreateWaitsForItsOwnReplica(t *testing.T) {
 	require.NotEmpty(t, starved, "no two queues on different masters")
 
 	// Stop the replica of the starved queue's master.
-	nodes, err := rc.Command(masterOf(starved), "CLUSTER", "NODES")
+	replicas, err := rc.ReplicasOf(masterOf(starved))
 	require.NoError(t, err)
-	var masterID string
-	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
-		if f := strings.Fields(line); strings.HasPrefix(f[1], masterOf(starved)+"@") {
-			masterID = f[0]
-		}
-	}
-	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
-		f := strings.Fields(line)
-		if f[3] != masterID {
-			continue
-		}
-		addr, _, _ := strings.Cut(f[1], "@")
-		for _, n := range rc.Nodes {
-			if n.Addr() == addr {
-				n.Stop()
-			}
-		}
-	}
+	require.Len(t, replicas, 1)
+	rc.Node(replicas[0]).Stop()
 
 	st := queue.NewStore(rdb, testLogger(t), queue.StoreOptions{MinReplicas: 1, ReplicaTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = st.Close() })

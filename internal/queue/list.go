@@ -64,7 +64,7 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) (_ []*store.Record,
 			maxScore = "(" + strconv.FormatInt(q.CreatedBefore.UnixMicro(), 10)
 		}
 	}
-	queues, _, err := s.queues(ctx, false, 0)
+	queues, err := s.queues(ctx, knownQueuesFor)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,30 +78,7 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) (_ []*store.Record,
 		if err := s.fillIndexReaders(ctx, q.Tenant, readers, minScore, maxScore, cursor); err != nil {
 			return nil, nil, err
 		}
-		// Take entries in merged order while every reader that may hold
-		// more has some read: up to one chunk.
-		var batch []indexEntry
-		for len(batch) < listChunk {
-			var next *indexReader
-			for _, r := range readers {
-				if len(r.buf) == 0 {
-					if !r.done {
-						next = nil // must read more of this index first
-						goto taken
-					}
-					continue
-				}
-				if next == nil || r.buf[0].before(next.buf[0]) {
-					next = r
-				}
-			}
-			if next == nil {
-				break
-			}
-			batch = append(batch, next.buf[0])
-			next.buf = next.buf[1:]
-		}
-	taken:
+		batch := takeMerged(readers, listChunk)
 		if len(batch) == 0 {
 			return out, nil, nil
 		}
@@ -134,6 +111,33 @@ func (s *Store) List(ctx context.Context, q store.ListQuery) (_ []*store.Record,
 		s.dropFromIndexes(ctx, q.Tenant, readers, gone)
 	}
 	return out, nil, nil
+}
+
+// takeMerged takes up to n entries from the readers in list order, and
+// stops early when a reader that may hold more has none read: its next
+// entry could come first.
+func takeMerged(readers []*indexReader, n int) []indexEntry {
+	var batch []indexEntry
+	for len(batch) < n {
+		var next *indexReader
+		for _, r := range readers {
+			if len(r.buf) == 0 {
+				if !r.done {
+					return batch
+				}
+				continue
+			}
+			if next == nil || r.buf[0].before(next.buf[0]) {
+				next = r
+			}
+		}
+		if next == nil {
+			return batch
+		}
+		batch = append(batch, next.buf[0])
+		next.buf = next.buf[1:]
+	}
+	return batch
 }
 
 // fillIndexReaders reads the next chunk of every index whose reader has

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,9 +22,8 @@ import (
 // a lookup of a missing key.
 
 // knownQueuesFor is how long a Store trusts its copy of asynq's set of
-// queues before reading it again; a job not found in any queue known
-// that long is looked for again after a fresh read, so a queue another
-// process created a moment ago is found too.
+// queues before reading it again: a queue another process created is seen
+// within that long.
 const knownQueuesFor = time.Second
 
 // knownQueues is a Store's copy of asynq's set of queues.
@@ -45,21 +43,20 @@ func (k *knownQueues) add(q string) {
 	}
 }
 
-// queues returns the queues a job can be in. With fresh it reads asynq's
-// set again unless it was read within minAge; changed says whether the
-// answer differs from what the caller had before.
-func (s *Store) queues(ctx context.Context, fresh bool, minAge time.Duration) (names []string, changed bool, err error) {
+// queues returns the queues a job can be in, reading asynq's set again
+// when the copy is older than maxAge.
+func (s *Store) queues(ctx context.Context, maxAge time.Duration) ([]string, error) {
 	k := &s.known
 	k.mu.Lock()
 	names, read := k.names, k.read
 	k.mu.Unlock()
 	now := s.now()
-	if !read.IsZero() && (now.Sub(read) < minAge || !fresh && now.Sub(read) < knownQueuesFor) {
-		return names, false, nil
+	if !read.IsZero() && now.Sub(read) < maxAge {
+		return names, nil
 	}
 	got, err := s.rdb.SMembers(ctx, asynqAllQueues).Result()
 	if err != nil {
-		return nil, false, fmt.Errorf("read the set of queues: %w", err)
+		return nil, fmt.Errorf("read the set of queues: %w", err)
 	}
 	slices.Sort(got)
 	k.mu.Lock()
@@ -71,9 +68,8 @@ func (s *Store) queues(ctx context.Context, fresh bool, minAge time.Duration) (n
 		}
 	}
 	slices.Sort(got)
-	changed = !slices.Equal(got, k.names)
 	k.names, k.read = got, now
-	return got, changed, nil
+	return got, nil
 }
 
 // jobQueues remembers the queue of jobs this process created or read
@@ -126,49 +122,37 @@ func (c *jobQueues) forget(id string) {
 type jobRef struct{ queue, id string }
 
 // find returns tenant's job id from whichever known queue holds it, or
-// store.ErrNotFound.
+// store.ErrNotFound. A job the store met lately is looked for in its queue
+// only.
 func (s *Store) find(ctx context.Context, tenant, id string) (*store.Record, error) {
-	if q, ok := s.jobQueues.get(id); ok {
-		recs, err := s.getMany(ctx, tenant, []jobRef{{q, id}})
-		if err != nil {
+	q, remembered := s.jobQueues.get(id)
+	qs := []string{q}
+	if !remembered {
+		var err error
+		if qs, err = s.queues(ctx, knownQueuesFor); err != nil {
 			return nil, err
 		}
-		if recs[0] == nil {
-			s.jobQueues.forget(id) // expired, or another tenant's
-			return nil, store.ErrNotFound
-		}
-		return recs[0], nil
 	}
-	qs, _, err := s.queues(ctx, false, 0)
+	refs := make([]jobRef, len(qs))
+	for i, q := range qs {
+		refs[i] = jobRef{q, id}
+	}
+	recs, err := s.getMany(ctx, tenant, refs)
 	if err != nil {
 		return nil, err
 	}
-	for try := 0; ; try++ {
-		refs := make([]jobRef, len(qs))
-		for i, q := range qs {
-			refs[i] = jobRef{q, id}
-		}
-		recs, err := s.getMany(ctx, tenant, refs)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			if r != nil {
+	for _, r := range recs {
+		if r != nil {
+			if !remembered {
 				s.jobQueues.put(id, r.Queue)
-				return r, nil
 			}
-		}
-		if try > 0 {
-			return nil, store.ErrNotFound
-		}
-		// Perhaps in a queue created since the set was read: read it
-		// again, at most every knownQueuesFor, so ids that do not exist
-		// (a typo, a probe) do not read the set on every request.
-		var changed bool
-		if qs, changed, err = s.queues(ctx, true, knownQueuesFor); err != nil || !changed {
-			return nil, cmp.Or(err, store.ErrNotFound)
+			return r, nil
 		}
 	}
+	if remembered {
+		s.jobQueues.forget(id) // expired, or another tenant's
+	}
+	return nil, store.ErrNotFound
 }
 
 // getMany reads records in one pipeline; a missing (expired) record, or

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,26 +35,33 @@ const (
 // On a Redis Cluster there is nothing to migrate (layout 1 could not run
 // there).
 func Migrate(ctx context.Context, rdb Client, log *slog.Logger) error {
-	v, err := rdb.Get(ctx, layoutKey).Result()
-	if err == nil && v == layoutCurrent {
-		return nil
-	}
-	if err != nil && !errors.Is(err, redis.Nil) {
+	switch v, err := rdb.Get(ctx, layoutKey).Result(); {
+	case errors.Is(err, redis.Nil): // not recorded: migrate
+	case err != nil:
 		return fmt.Errorf("read key layout: %w", err)
-	}
-	if err == nil && v != layoutCurrent {
+	case v == layoutCurrent:
+		return nil
+	default:
 		return fmt.Errorf("this Redis holds jobforge keys of layout %s, newer than this version's (%s): run the newer version", v, layoutCurrent)
 	}
 	if _, ok := rdb.(*redis.ClusterClient); ok {
 		return rdb.Set(ctx, layoutKey, layoutCurrent, 0).Err()
 	}
+	// The migration lease, held and renewed like the other leases
+	// (queuestats.go); the processes that do not get it wait for the
+	// layout to be recorded.
+	holder := rand.Text()
+	lease := func(ctx context.Context) (bool, error) {
+		n, err := acquireLeaseScript.Run(ctx, rdb, []string{layoutLockKey}, holder, migrateLock.Milliseconds()).Int()
+		return n == 1, err
+	}
 	deadline := time.Now().Add(migrateWait)
 	for {
-		ok, err := rdb.SetNX(ctx, layoutLockKey, "1", migrateLock).Result()
+		held, err := lease(ctx)
 		if err != nil {
 			return fmt.Errorf("lock key layout migration: %w", err)
 		}
-		if ok {
+		if held {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -68,19 +76,10 @@ func Migrate(ctx context.Context, rdb Client, log *slog.Logger) error {
 			return nil
 		}
 	}
-	defer rdb.Del(context.WithoutCancel(ctx), layoutLockKey)
+	defer releaseLeaseScript.Run(context.WithoutCancel(ctx), rdb, []string{layoutLockKey}, holder)
 	renew, stopRenew := context.WithCancel(ctx)
 	defer stopRenew()
-	go func() {
-		for {
-			select {
-			case <-renew.Done():
-				return
-			case <-time.After(migrateLock / 3):
-				rdb.Expire(renew, layoutLockKey, migrateLock)
-			}
-		}
-	}()
+	go every(renew, migrateLock/3, func(ctx context.Context) { _, _ = lease(ctx) })
 	if v, _ := rdb.Get(ctx, layoutKey).Result(); v == layoutCurrent {
 		return nil // done by the previous holder
 	}

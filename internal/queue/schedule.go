@@ -214,7 +214,7 @@ func (s *Store) allSchedules(ctx context.Context) ([]*store.Schedule, error) {
 // index: meant for diagnostics and tests, not for a request path (clients
 // list a schedule's jobs with ListJobs and a label filter).
 func (s *Store) ScheduleJobIDs(ctx context.Context, tenant, scheduleID string) ([]string, error) {
-	queues, _, err := s.queues(ctx, true, 0)
+	queues, err := s.queues(ctx, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -130,8 +130,7 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 	if res.Err != nil {
 		return nil, false, res.Err
 	}
-	rec, existed = res.Record, res.Existed
-	return rec, existed, nil
+	return res.Record, res.Existed, nil
 }
 
 // waitReplicas queues a WAIT for the store's replicas after the writes in
@@ -423,7 +422,6 @@ func (s *Store) writeGroup(ctx context.Context, c redis.UniversalClient, writes 
 	if !writeFailed(err, wait) {
 		err = nil
 	}
-	s.nodeFailed(c, err)
 	written := 0
 	for _, i := range idx {
 		if err != nil {
@@ -462,16 +460,6 @@ func (s *Store) writeClient(ctx context.Context, q string) (redis.UniversalClien
 		return nil, fmt.Errorf("find the master of queue %s: %w", q, err)
 	}
 	return node, nil
-}
-
-// nodeFailed tells the Cluster client to read its slot map again when a
-// write sent to a node directly (writeClient) failed because the node is
-// gone or no longer serves the slot: the client's own hook only sees the
-// commands it routes itself.
-func (s *Store) nodeFailed(c redis.UniversalClient, err error) {
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok && c != s.rdb && err != nil && IsUnavailable(err) {
-		cc.ReloadState(context.Background())
-	}
 }
 
 // queueRegisterEvery is how often a Store adds a queue it creates jobs in

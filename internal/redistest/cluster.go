@@ -94,12 +94,6 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	return c
 }
 
-// Command sends one command to the node at addr (with the Cluster's
-// password) and returns its reply as text.
-func (c *Cluster) Command(addr string, args ...string) (string, error) {
-	return c.command(addr, args...)
-}
-
 // Addrs are the nodes' host:port addresses.
 func (c *Cluster) Addrs() []string {
 	out := make([]string, len(c.Nodes))
@@ -164,4 +158,69 @@ func (c *Cluster) command(addr string, args ...string) (string, error) {
 		}
 	}
 	return send(args...)
+}
+
+// Node returns the node listening on addr, or nil.
+func (c *Cluster) Node(addr string) *Server {
+	for _, s := range c.Nodes {
+		if s.Addr() == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+// clusterNode is one line of CLUSTER NODES.
+type clusterNode struct{ id, addr, flags, master string }
+
+// view returns the Cluster's nodes as the node at via sees them.
+func (c *Cluster) view(via string) ([]clusterNode, error) {
+	text, err := c.command(via, "CLUSTER", "NODES")
+	if err != nil {
+		return nil, err
+	}
+	var out []clusterNode
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		out = append(out, clusterNode{id: f[0], addr: addr, flags: f[2], master: f[3]})
+	}
+	return out, nil
+}
+
+// ReplicasOf returns the addresses of the replicas of the master at addr,
+// as that master sees them.
+func (c *Cluster) ReplicasOf(addr string) ([]string, error) {
+	nodes, err := c.view(addr)
+	if err != nil {
+		return nil, err
+	}
+	var id string
+	for _, n := range nodes {
+		if n.addr == addr {
+			id = n.id
+		}
+	}
+	var out []string
+	for _, n := range nodes {
+		if id != "" && n.master == id {
+			out = append(out, n.addr)
+		}
+	}
+	return out, nil
+}
+
+// IsMaster reports whether the node at via sees the node at addr as a
+// master.
+func (c *Cluster) IsMaster(via, addr string) bool {
+	nodes, err := c.view(via)
+	for _, n := range nodes {
+		if err == nil && n.addr == addr {
+			return strings.Contains(n.flags, "master")
+		}
+	}
+	return false
 }

@@ -110,50 +110,35 @@ func clusterTopology(t *testing.T) (*redistest.Server, string, func() (time.Time
 	master, err := cc.MasterForKey(ctx, "asynq:{default}:pending")
 	require.NoError(t, err)
 	masterAddr := master.Options().Addr
-	byAddr := map[string]*redistest.Server{}
-	for _, n := range rc.Nodes {
-		byAddr[n.Addr()] = n
-	}
-	var masterID, replicaAddr, witness string
-	nodes, err := rc.Command(masterAddr, "CLUSTER", "NODES")
+	replicas, err := rc.ReplicasOf(masterAddr)
 	require.NoError(t, err)
-	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
-		f := strings.Fields(line)
-		if strings.HasPrefix(f[1], masterAddr+"@") {
-			masterID = f[0]
+	require.Len(t, replicas, 1, "replicas of %s", masterAddr)
+	replicaAddr := replicas[0]
+	// Another master watches the promotion.
+	var witness string
+	for _, n := range rc.Nodes {
+		if a := n.Addr(); a != masterAddr && rc.IsMaster(a, a) {
+			witness = a
 		}
 	}
-	for _, line := range strings.Split(strings.TrimSpace(nodes), "\n") {
-		f := strings.Fields(line)
-		addr, _, _ := strings.Cut(f[1], "@")
-		switch {
-		case f[3] == masterID:
-			replicaAddr = addr
-		case strings.Contains(f[2], "master") && addr != masterAddr:
-			witness = addr
-		}
-	}
-	require.NotEmpty(t, replicaAddr, "no replica of %s: %s", masterAddr, nodes)
+	killed := rc.Node(masterAddr)
 	fail := func() (time.Time, func() time.Time) {
-		byAddr[masterAddr].Stop()
+		killed.Stop()
 		var switchAt time.Time
 		redistest.Eventually(t, failoverDeadline, func() bool {
-			nodes, err := rc.Command(witness, "CLUSTER", "NODES")
-			for _, line := range strings.Split(nodes, "\n") {
-				if f := strings.Fields(line); err == nil && len(f) > 2 && strings.HasPrefix(f[1], replicaAddr+"@") && strings.Contains(f[2], "master") {
-					switchAt = time.Now()
-					return true
-				}
+			if rc.IsMaster(witness, replicaAddr) {
+				switchAt = time.Now()
+				return true
 			}
 			return false
 		}, "the Cluster did not promote the replica")
 		// The killed node comes back (its pod restarted) and rejoins as
 		// the new master's replica: until then a create that waits for a
 		// replica is refused with 503.
-		require.NoError(t, byAddr[masterAddr].Start())
+		require.NoError(t, killed.Start())
 		return switchAt, watchReplicaSync(t, replicaAddr)
 	}
-	return byAddr[masterAddr], rc.URL(), fail
+	return killed, rc.URL(), fail
 }
 
 func failover(t *testing.T, scenario string, topo topology, durable bool) {
