@@ -310,10 +310,12 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 		return fmt.Errorf("BatchCreateJobs: %w", err)
 	}
 	for _, n := range s.batchSizes {
+		m := s.meterCPU()
 		raw, err := s.rawEnqueue(ctx, c)
 		if err != nil {
 			return fmt.Errorf("raw enqueue c=%d: %w", c, err)
 		}
+		rawCPU := m.perOp(raw.items)
 		if err := s.flush(ctx); err != nil {
 			return err
 		}
@@ -324,6 +326,7 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 		var itemErrs atomic.Int64
 		wait := s.profile(ctx, s.api, fmt.Sprintf("api batch %d", n), s.warmup+s.duration)
 		defer wait()
+		m = s.meterCPU()
 		jf := closedLoop(ctx, s.batchConc, s.warmup, s.duration, func(ctx context.Context) (int, error) {
 			resp, err := s.client.BatchCreateJobs(ctx, req)
 			if err != nil {
@@ -342,6 +345,7 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 			}
 			return created, nil
 		})
+		jfCPU := m.perOp(jf.items)
 		if err := jf.err(); err != nil {
 			return fmt.Errorf("batch of %d: %w (%d item errors)", n, err, itemErrs.Load())
 		}
@@ -349,7 +353,7 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 			Bench: "B3", What: fmt.Sprintf("batch create of %d over gRPC, %d concurrent vs single enqueue c=%d", n, s.batchConc, c),
 			Value: jf.perSec(), Unit: "jobs/s", Display: rate(jf.perSec()),
 			Baseline: raw.perSec(), BaseDisp: rate(raw.perSec()),
-			Extra: []string{latencyExtra("batch", jf)},
+			Extra: []string{latencyExtra("batch", jf), "CPU per job: jobforge " + jfCPU + "; raw " + rawCPU},
 		}
 		if n == 100 {
 			x.Target = "≥ 1.5×"
@@ -357,7 +361,7 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 		}
 		s.res.add(x)
 		s.res.Throughput = append(s.res.Throughput, barGroup{Label: fmt.Sprintf("batch %d", n), Jobforge: jf.perSec(), Raw: raw.perSec()})
-		s.logf("batch %d: jobforge %s, raw single %s (%.2f×)", n, rate(jf.perSec()), rate(raw.perSec()), jf.perSec()/raw.perSec())
+		s.logf("batch %d: jobforge %s, raw single %s (%.2f×); CPU per job: jobforge %s; raw %s", n, rate(jf.perSec()), rate(raw.perSec()), jf.perSec()/raw.perSec(), jfCPU, rawCPU)
 	}
 	return nil
 }

@@ -57,8 +57,10 @@ func TestAsynqLayoutCompat(t *testing.T) {
 			w := st.newWrite(ctx, nj)
 			require.NoError(t, st.registerQueue(ctx, nj.Queue))
 			var cmd *redis.Cmd
-			require.NoError(t, st.pipelined(ctx, func(p redis.Pipeliner) { cmd = w.run(ctx, p) }))
-			_, _, err := st.created(ctx, w, cmd)
+			require.NoError(t, st.pipelined(ctx, func(p redis.Pipeliner) { cmd = st.runCreates(ctx, p, []*jobWrite{w}) }))
+			replies, err := createReplies(cmd, 1)
+			require.NoError(t, err)
+			_, _, err = st.created(ctx, w, replies[0])
 			require.NoError(t, err)
 
 			// The same task through asynq's own client.

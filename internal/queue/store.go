@@ -178,13 +178,26 @@ func withID(nj store.NewJob) (store.NewJob, error) {
 	return nj, nil
 }
 
-// created turns the reply of createScript into Create's result.
-func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*store.Record, bool, error) {
-	res, err := cmd.Slice()
-	if err != nil || len(res) == 0 {
-		return nil, false, fmt.Errorf("write job: %w", cmp.Or(err, errors.New("empty reply")))
+// created turns createScript's reply for one job into Create's result.
+func (s *Store) created(ctx context.Context, w *jobWrite, reply any) (*store.Record, bool, error) {
+	if prev, ok := reply.(string); ok { // the idempotency key is taken
+		prevID, prevHash, _ := strings.Cut(prev, " ")
+		if prevHash != w.nj.RequestHash {
+			return nil, false, &store.IdempotencyConflictError{Key: w.nj.IdempotencyKey, JobID: prevID}
+		}
+		// The key and its job were written together: the job exists unless
+		// its retention ran out before the key's window.
+		existing, err := s.Get(ctx, w.rec.Tenant, prevID)
+		if err != nil {
+			return nil, false, fmt.Errorf("read job of idempotency key: %w", err)
+		}
+		return existing, true, nil
 	}
-	switch code, _ := res[0].(int64); code {
+	code, ok := reply.(int64)
+	if !ok {
+		return nil, false, fmt.Errorf("write job: unexpected reply %v", reply)
+	}
+	switch code {
 	case 1:
 		s.jobQueues.put(w.rec.ID, w.rec.Queue)
 		if w.rec.State != store.StateScheduled {
@@ -198,23 +211,12 @@ func (s *Store) created(ctx context.Context, w *jobWrite, cmd *redis.Cmd) (*stor
 			return nil, false, err
 		}
 		return existing, true, nil
-	case 2:
-		prev, _ := res[1].(string)
-		prevID, prevHash, _ := strings.Cut(prev, " ")
-		if prevHash != w.nj.RequestHash {
-			return nil, false, &store.IdempotencyConflictError{Key: w.nj.IdempotencyKey, JobID: prevID}
-		}
-		// The key and its job were written together: the job exists unless
-		// its retention ran out before the key's window.
-		existing, err := s.Get(ctx, w.rec.Tenant, prevID)
-		if err != nil {
-			return nil, false, fmt.Errorf("read job of idempotency key: %w", err)
-		}
-		return existing, true, nil
 	case 3:
 		return nil, false, &store.QuotaError{Limit: s.maxWaiting}
-	default:
+	case 4:
 		return nil, false, fmt.Errorf("write job: an asynq task with id %s exists without a job record", w.rec.ID)
+	default:
+		return nil, false, fmt.Errorf("write job: unexpected reply %d", code)
 	}
 }
 
@@ -222,8 +224,8 @@ func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) erro
 	return pipelined(ctx, s.rdb, build)
 }
 
-// jobWrite is one createScript call: a new job's record, its fields and
-// the keys and arguments of the script.
+// jobWrite is one job of a createScript call: a new job's record, its
+// keys and its part of the script's arguments.
 type jobWrite struct {
 	nj   store.NewJob
 	rec  *store.Record
@@ -250,19 +252,50 @@ func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 		jobKey(q, rec.ID), eventsKey(q, rec.ID), indexKey(q, rec.Tenant), waitingKey(q, rec.Tenant), idemKeyName,
 		asynqTaskKey(q, rec.ID), taskList,
 	}
-	args := append([]any{
-		micros(rec.CreateTime), string(rec.State), rec.Tenant, idemVal, s.idemWindow.Milliseconds(), s.maxWaiting,
-		task.encode(), rec.ID, rec.Queue, processAt, asynqPendingSince(s.now()),
-	}, fields...)
-	return &jobWrite{nj: nj, rec: rec, keys: keys, args: args}
+	args := make([]any, 0, createJobArgs+len(fields))
+	args = append(args, len(fields), micros(rec.CreateTime), idemVal, task.encode(), rec.ID, processAt)
+	return &jobWrite{nj: nj, rec: rec, keys: keys, args: append(args, fields...)}
 }
 
-func (w *jobWrite) run(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
-	return createScript.EvalSha(ctx, pipe, w.keys, w.args...)
+// createJobArgs is the number of createScript arguments of a job before
+// its record fields.
+const createJobArgs = 6
+
+// maxJobsPerCreateCall caps the jobs of one createScript call, so that one
+// call holds Redis for a millisecond or two, not longer.
+const maxJobsPerCreateCall = 64
+
+// runCreates queues one createScript call writing ws (all of one queue)
+// on pipe.
+func (s *Store) runCreates(ctx context.Context, pipe redis.Pipeliner, ws []*jobWrite) *redis.Cmd {
+	nkeys, nargs := 0, 3
+	for _, w := range ws {
+		nkeys += len(w.keys)
+		nargs += len(w.args)
+	}
+	keys := make([]string, 0, nkeys)
+	args := make([]any, 0, nargs)
+	args = append(args, s.idemWindow.Milliseconds(), s.maxWaiting, asynqPendingSince(s.now()))
+	for _, w := range ws {
+		keys = append(keys, w.keys...)
+		args = append(args, w.args...)
+	}
+	return createScript.EvalSha(ctx, pipe, keys, args...)
 }
 
-// newRecord builds the record of a new job and its hash fields (without
-// tenant, which the create script writes).
+// createReplies splits the reply of a createScript call for n jobs.
+func createReplies(cmd *redis.Cmd, n int) ([]any, error) {
+	res, err := cmd.Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != n {
+		return nil, fmt.Errorf("%d replies for %d jobs", len(res), n)
+	}
+	return res, nil
+}
+
+// newRecord builds the record of a new job and its hash fields.
 func (s *Store) newRecord(nj store.NewJob) (*store.Record, []any) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rec := &store.Record{
@@ -285,6 +318,7 @@ func (s *Store) newRecord(nj store.NewJob) (*store.Record, []any) {
 		rec.ScheduleTime = nj.ScheduleTime.UTC().Truncate(time.Microsecond)
 	}
 	fields := []any{
+		fTenant, rec.Tenant,
 		fType, rec.Type,
 		fQueue, rec.Queue,
 		fState, string(rec.State),
@@ -409,13 +443,34 @@ func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []stor
 	wg.Wait()
 }
 
-// writeGroup runs the writes at indexes idx in one pipeline on c.
+// writeGroup runs the writes at indexes idx in one pipeline on c: one
+// createScript call per queue and up to maxJobsPerCreateCall jobs.
 func (s *Store) writeGroup(ctx context.Context, c redis.UniversalClient, writes []*jobWrite, idx []int, results []store.CreateResult) {
-	cmds := make([]*redis.Cmd, len(writes))
+	type call struct {
+		idx []int
+		cmd *redis.Cmd
+	}
+	var calls []*call
+	open := map[string]*call{} // the call of each queue still taking jobs
+	for _, i := range idx {
+		q := writes[i].rec.Queue
+		cl := open[q]
+		if cl == nil || len(cl.idx) == maxJobsPerCreateCall {
+			cl = &call{}
+			open[q] = cl
+			calls = append(calls, cl)
+		}
+		cl.idx = append(cl.idx, i)
+	}
 	var wait *redis.Cmd
 	err := pipelined(ctx, c, func(pipe redis.Pipeliner) {
-		for _, i := range idx {
-			cmds[i] = writes[i].run(ctx, pipe)
+		ws := make([]*jobWrite, 0, maxJobsPerCreateCall)
+		for _, cl := range calls {
+			ws = ws[:0]
+			for _, i := range cl.idx {
+				ws = append(ws, writes[i])
+			}
+			cl.cmd = s.runCreates(ctx, pipe, ws)
 		}
 		wait = s.waitReplicas(ctx, pipe)
 	})
@@ -423,18 +478,24 @@ func (s *Store) writeGroup(ctx context.Context, c redis.UniversalClient, writes 
 		err = nil
 	}
 	written := 0
-	for _, i := range idx {
-		if err != nil {
-			results[i].Err = fmt.Errorf("write jobs: %w", err)
-			continue
+	for _, cl := range calls {
+		replies, cerr := []any(nil), err
+		if cerr == nil {
+			replies, cerr = createReplies(cl.cmd, len(cl.idx))
 		}
-		rec, existed, err := s.created(ctx, writes[i], cmds[i])
-		results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
-		if err == nil {
-			written++
+		for k, i := range cl.idx {
+			if cerr != nil {
+				results[i].Err = fmt.Errorf("write jobs: %w", cerr)
+				continue
+			}
+			rec, existed, err := s.created(ctx, writes[i], replies[k])
+			results[i] = store.CreateResult{Record: rec, Existed: existed, Err: err}
+			if err == nil {
+				written++
+			}
 		}
 	}
-	if err != nil || written == 0 {
+	if written == 0 {
 		return
 	}
 	if err := s.replicated(wait, written); err != nil {

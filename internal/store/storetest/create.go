@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -84,6 +86,7 @@ func testQuota(t *testing.T, k *kit) {
 var batchCases = []testCase{
 	{name: "each item on its own", run: testBatchNotAtomic},
 	{name: "all or nothing", run: testBatchAtomic},
+	{name: "large mixed batch", opts: Options{MaxWaitingPerTenant: 100}, run: testBatchMixed},
 }
 
 func testBatchNotAtomic(t *testing.T, k *kit) {
@@ -172,4 +175,82 @@ func testTenancy(t *testing.T, k *kit) {
 	recs, _, err = k.s.List(k.ctx, store.ListQuery{Tenant: tenantA, Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, recs, 2)
+}
+
+// testBatchMixed creates one batch larger than a store may write in one
+// step, mixing tenants, queues (the quota is per tenant and queue), scheduled and pending jobs, a repeated
+// idempotency key and a quota that fills up halfway: every item gets the
+// answer it would get alone, in order.
+func testBatchMixed(t *testing.T, k *kit) {
+	var batch []store.NewJob
+	for i := range 140 { // tenant A: the quota (100) fills at item 100; the queue "other" has its own
+		nj := newJob(tenantA, `{}`)
+		if i >= 130 {
+			nj.Queue = "other"
+		}
+		batch = append(batch, nj)
+	}
+	later := time.Now().Add(time.Hour)
+	for i := range 20 { // tenant B: its own quota; every other job scheduled
+		nj := newJob(tenantB, fmt.Sprintf(`{"result":"b%d"}`, i))
+		if i%2 == 0 {
+			nj.ScheduleTime = later
+		}
+		batch = append(batch, nj)
+	}
+	batch = append(batch,
+		keyed(tenantB, "twice", "h1", `{}`),
+		keyed(tenantB, "twice", "h1", `{}`),
+		keyed(tenantB, "twice", "h2", `{}`))
+
+	results := k.s.CreateMany(k.ctx, batch, false)
+	require.Len(t, results, len(batch))
+	for i, r := range results[:140] {
+		if i < 100 || i >= 130 {
+			require.NoError(t, r.Err, "item %d", i)
+			require.Equal(t, batch[i].Queue, r.Record.Queue, "item %d", i)
+			continue
+		}
+		var qe *store.QuotaError
+		require.ErrorAs(t, r.Err, &qe, "item %d: tenant A's quota is full", i)
+	}
+	for i, r := range results[140:160] {
+		require.NoError(t, r.Err, "tenant B item %d", i)
+		want := store.StatePending
+		if i%2 == 0 {
+			want = store.StateScheduled
+		}
+		got, err := k.s.Get(k.ctx, tenantB, r.Record.ID)
+		require.NoError(t, err)
+		require.Equal(t, want, got.State, "tenant B item %d", i)
+		require.JSONEq(t, fmt.Sprintf(`{"result":"b%d"}`, i), string(got.Payload))
+	}
+	first, again, conflict := results[160], results[161], results[162]
+	require.NoError(t, first.Err)
+	require.False(t, first.Existed)
+	require.NoError(t, again.Err)
+	require.True(t, again.Existed, "the same key later in the same batch finds the job")
+	require.Equal(t, first.Record.ID, again.Record.ID)
+	var ic *store.IdempotencyConflictError
+	require.ErrorAs(t, conflict.Err, &ic)
+	require.Equal(t, first.Record.ID, ic.JobID)
+
+	count := func(tenant string) int {
+		n, q := 0, store.ListQuery{Tenant: tenant, Limit: 100}
+		for {
+			recs, next, err := k.s.List(k.ctx, q)
+			require.NoError(t, err)
+			n += len(recs)
+			if next == nil {
+				return n
+			}
+			q.After = next
+		}
+	}
+	require.Equal(t, 110, count(tenantA), "tenant A: the jobs within its quotas, each once")
+	require.Equal(t, 21, count(tenantB))
+
+	k.startWorker(t) // runs Queue: the pending jobs of tenant B include a keyed one
+	k.waitState(t, tenantB, results[141].Record.ID, store.StateSucceeded)
+	k.waitState(t, tenantB, first.Record.ID, store.StateSucceeded)
 }
