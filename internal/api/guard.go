@@ -64,9 +64,10 @@ func (i *interceptors) guard(ctx context.Context, method string, req any) (conte
 	}
 	p := anonymous
 	if i.auth != nil {
-		md, _ := metadata.FromIncomingContext(ctx)
+		// ValueFromIncomingContext reads one header; FromIncomingContext
+		// would copy them all, on every request.
 		header := ""
-		if v := md.Get("authorization"); len(v) > 0 {
+		if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
 			header = v[0]
 		}
 		var err error

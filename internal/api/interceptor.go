@@ -63,10 +63,8 @@ func newInterceptors(opts Options) (*interceptors, error) {
 
 func (i *interceptors) begin(ctx context.Context) context.Context {
 	id := ""
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(requestIDHeader); len(v) > 0 && validRequestID.MatchString(v[0]) {
-			id = v[0]
-		}
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) > 0 && validRequestID.MatchString(v[0]) {
+		id = v[0]
 	}
 	if id == "" {
 		id = newRequestID()

@@ -179,9 +179,9 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 	if nj.Queue == "" {
 		nj.Queue = typ.Queue
 	}
-	if known := s.knownQueues(cat); !slices.Contains(known, nj.Queue) {
+	if !slices.Contains(s.queues, nj.Queue) && !cat.HasQueue(nj.Queue) {
 		return store.NewJob{}, invalidArgument(violation(field+".queue",
-			"unknown queue %q; known queues: %s", nj.Queue, strings.Join(known, ", ")))
+			"unknown queue %q; known queues: %s", nj.Queue, strings.Join(s.knownQueues(cat), ", ")))
 	}
 	if nj.MaxAttempts == 0 {
 		nj.MaxAttempts = typ.MaxAttempts
@@ -244,8 +244,7 @@ func requestHash(j *jobforgev1.Job) string {
 }
 
 func idempotencyHeader(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(idempotencyKeyHeader); len(v) > 0 {
+	if v := metadata.ValueFromIncomingContext(ctx, idempotencyKeyHeader); len(v) > 0 {
 		return v[0]
 	}
 	return ""

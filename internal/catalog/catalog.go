@@ -111,6 +111,11 @@ func (c *Catalog) Lookup(name string) (*Type, bool) {
 // Types returns every type, sorted by name.
 func (c *Catalog) Types() []*Type { return slices.Clone(c.sorted) }
 
+// HasQueue reports whether some type runs on queue q.
+func (c *Catalog) HasQueue(q string) bool {
+	return slices.ContainsFunc(c.sorted, func(t *Type) bool { return t.Queue == q })
+}
+
 // Names returns every type name, sorted.
 func (c *Catalog) Names() []string {
 	names := make([]string, len(c.sorted))
