@@ -59,6 +59,15 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 		if checkJSON(body) != nil {
 			return
 		}
+		// The decoder skips checkBody for a body protojson takes as it is:
+		// checkBody must accept such a body whole and leave it unchanged.
+		m := newRESTMarshaler()
+		if m.UnmarshalOptions.Unmarshal(body, &jobforgev1.Job{}) == nil {
+			fixed, vs := checkBody((&jobforgev1.Job{}).ProtoReflect().Descriptor(), body, m.UnmarshalOptions)
+			if len(vs) > 0 || !bytes.Equal(fixed, body) {
+				t.Fatalf("protojson accepts %q but checkBody rewrites it to %q or refuses it: %v", body, fixed, vs)
+			}
+		}
 		req := &jobforgev1.CreateJobRequest{}
 		rb := &requestBody{Reader: bytes.NewReader(body)}
 		if err := newRESTMarshaler().NewDecoder(rb).Decode(&req.Job); err != nil {
