@@ -79,7 +79,10 @@ var (
 	// 7 asynq pending list or scheduled set. (asynq's set of queues has a
 	// slot of its own: Store.registerQueue adds to it.)
 	// ARGV: 1 idempotency window ms, 2 waiting-job quota (0 for none), 3
-	// now in Unix nanoseconds (asynq's pending_since); then per job: n (the
+	// now in Unix nanoseconds (asynq's pending_since), 4 the queue, 5 the
+	// wake-up channel (a call that enqueued a job to run now publishes the
+	// queue there once, in the same round trip: see wakeup.go); then per
+	// job: n (the
 	// number of record field arguments), now_us, idempotency value (""
 	// for none), task message, job id, process-at Unix seconds ("" to run
 	// now), and n record fields and values (tenant among them).
@@ -103,7 +106,7 @@ local function add(t, key, x, y)
   l[#l+1] = x
   if y then l[#l+1] = y end
 end
-local a = 4
+local a = 6
 for k = 0, #KEYS - 1, 7 do
   local n = tonumber(ARGV[a])
   local idem = ARGV[a+2]
@@ -140,6 +143,7 @@ end
 for key, l in pairs(znx) do call('ZADD', key, 'NX', unpack(l)) end
 for key, l in pairs(zadd) do call('ZADD', key, unpack(l)) end
 for key, l in pairs(lpush) do call('LPUSH', key, unpack(l)) end
+if next(lpush) then call('PUBLISH', ARGV[5], ARGV[4]) end
 return out`)
 
 	// startScript marks a job RUNNING on worker ARGV[2] and counts the

@@ -199,10 +199,7 @@ func (s *Store) created(ctx context.Context, w *jobWrite, reply any) (*store.Rec
 	}
 	switch code {
 	case 1:
-		s.jobQueues.put(w.rec.ID, w.rec.Queue)
-		if w.rec.State != store.StateScheduled {
-			s.wakeups.add(w.rec.Queue)
-		}
+		s.jobQueues.put(w.rec.ID, w.rec.Queue) // (the script woke the queue's workers)
 		s.metrics.JobCreated(w.rec.Type, w.rec.Queue)
 		return w.rec, false, nil
 	case 0: // a deterministic id that exists already: the job was created before
@@ -265,17 +262,17 @@ const createJobArgs = 6
 // call holds Redis for a millisecond or two, not longer.
 const maxJobsPerCreateCall = 64
 
-// runCreates queues one createScript call writing ws (all of one queue)
-// on pipe.
+// runCreates queues one createScript call writing ws (all of one queue,
+// at least one job) on pipe.
 func (s *Store) runCreates(ctx context.Context, pipe redis.Pipeliner, ws []*jobWrite) *redis.Cmd {
-	nkeys, nargs := 0, 3
+	nkeys, nargs := 0, 5
 	for _, w := range ws {
 		nkeys += len(w.keys)
 		nargs += len(w.args)
 	}
 	keys := make([]string, 0, nkeys)
 	args := make([]any, 0, nargs)
-	args = append(args, s.idemWindow.Milliseconds(), s.maxWaiting, asynqPendingSince(s.now()))
+	args = append(args, s.idemWindow.Milliseconds(), s.maxWaiting, asynqPendingSince(s.now()), ws[0].rec.Queue, wakeChannel)
 	for _, w := range ws {
 		keys = append(keys, w.keys...)
 		args = append(args, w.args...)

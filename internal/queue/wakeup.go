@@ -20,8 +20,9 @@ import (
 // a go-redis hook on the client of the worker's asynq servers sees the
 // dequeue calls, and when every queue of a pool has just come back empty it
 // holds the last call until a job arrives in one of them or maxIdle passes.
-// The store announces new jobs on wakeChannel (one PUBLISH per create, or
-// per queue of a batch); jobs that arrive another way (scheduled and retried
+// The store announces new jobs on wakeChannel: the create script publishes
+// the queue of the jobs it enqueued (once per call, in the create's own
+// round trip), a retry through wakeups; jobs that arrive another way (scheduled and retried
 // tasks moved by asynq's forwarder, producers other than the store) are
 // picked up within the pool's poll interval; the forwarder's moves are seen
 // by the hook too and wake the pool at once.
@@ -212,10 +213,10 @@ func wakeClient(rdb redis.UniversalClient, w *waker) (redis.UniversalClient, boo
 	return dup, true
 }
 
-// wakeups announces new jobs to idle workers, one PUBLISH per queue on
-// wakeChannel. Creates only note their queue; one short-lived goroutine at
-// a time publishes what was noted, so concurrent creates share a publish
-// and no create waits for one. It is best effort: a lost wake-up delays
+// wakeups announces jobs enqueued outside the create script (retries) to
+// idle workers, one PUBLISH per queue on wakeChannel. Callers only note
+// their queue; one short-lived goroutine at a time publishes what was
+// noted, so concurrent calls share a publish and none waits for one. It is best effort: a lost wake-up delays
 // pickup by at most the worker's poll interval.
 type wakeups struct {
 	rdb     redis.UniversalClient
