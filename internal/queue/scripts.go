@@ -355,7 +355,8 @@ return {1, st, redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[3], 0, 
 	// KEYS (one queue's slot): 1 record, 2 events, 3 waiting set, 4 asynq
 	// task, 5 pending, 6 archived, 7 retry, 8 scheduled, 9 active.
 	// ARGV: 1 tenant, 2 now_us, 3 task message, 4 job id, 5 queue,
-	// 6 now in Unix nanoseconds.
+	// 6 now in Unix nanoseconds, 7 the wake-up channel (the queue is
+	// published there, as createScript does).
 	// Returns {1, previous state} when the job is PENDING again, {0, state}
 	// when it is not FAILED or CANCELLED, {0, 'RUNNING', 'held'} while the
 	// worker of its last attempt still holds the task (a cancelled attempt
@@ -381,6 +382,7 @@ redis.call('ZREM', KEYS[8], ARGV[4])
 redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[4], 'msg', ARGV[3], 'state', 'pending', 'pending_since', ARGV[6])
 redis.call('LPUSH', KEYS[5], ARGV[4])
+redis.call('PUBLISH', ARGV[7], ARGV[5])
 return {1, st, redis.call('HGETALL', KEYS[1])}`)
 
 	// removeScript deletes a job created by an all-or-nothing batch whose

@@ -35,7 +35,6 @@ type Store struct {
 	replicas    int           // WAIT for this many replicas after creates
 	replicaWait time.Duration // at most this long
 	metrics     *Metrics
-	wakeups     *wakeups // tells idle workers about new jobs (wakeup.go)
 	now         func() time.Time
 	watch       watchPool   // connections for blocking watch reads (watch.go)
 	known       knownQueues // the queues a job can be in (locate.go)
@@ -106,7 +105,6 @@ func NewStore(rdb redis.UniversalClient, log *slog.Logger, opts ...StoreOptions)
 		replicas:    o.MinReplicas,
 		replicaWait: cmp.Or(o.ReplicaTimeout, DefaultReplicaTimeout),
 		metrics:     o.Metrics,
-		wakeups:     newWakeups(rdb),
 		now:         time.Now,
 	}
 }
@@ -199,7 +197,7 @@ func (s *Store) created(ctx context.Context, w *jobWrite, reply any) (*store.Rec
 	}
 	switch code {
 	case 1:
-		s.jobQueues.put(w.rec.ID, w.rec.Queue) // (the script woke the queue's workers)
+		s.jobQueues.put(w.rec.ID, w.rec.Queue)
 		s.metrics.JobCreated(w.rec.Type, w.rec.Queue)
 		return w.rec, false, nil
 	case 0: // a deterministic id that exists already: the job was created before
@@ -444,7 +442,8 @@ func (s *Store) writeAll(ctx context.Context, writes []*jobWrite, results []stor
 // createScript call per queue and up to maxJobsPerCreateCall jobs.
 func (s *Store) writeGroup(ctx context.Context, c redis.UniversalClient, writes []*jobWrite, idx []int, results []store.CreateResult) {
 	type call struct {
-		idx []int
+		idx []int // the writes' indexes in writes and results
+		ws  []*jobWrite
 		cmd *redis.Cmd
 	}
 	var calls []*call
@@ -457,17 +456,12 @@ func (s *Store) writeGroup(ctx context.Context, c redis.UniversalClient, writes 
 			open[q] = cl
 			calls = append(calls, cl)
 		}
-		cl.idx = append(cl.idx, i)
+		cl.idx, cl.ws = append(cl.idx, i), append(cl.ws, writes[i])
 	}
 	var wait *redis.Cmd
 	err := pipelined(ctx, c, func(pipe redis.Pipeliner) {
-		ws := make([]*jobWrite, 0, maxJobsPerCreateCall)
 		for _, cl := range calls {
-			ws = ws[:0]
-			for _, i := range cl.idx {
-				ws = append(ws, writes[i])
-			}
-			cl.cmd = s.runCreates(ctx, pipe, ws)
+			cl.cmd = s.runCreates(ctx, pipe, cl.ws)
 		}
 		wait = s.waitReplicas(ctx, pipe)
 	})
@@ -696,7 +690,6 @@ func (s *Store) Retry(ctx context.Context, tenant, id string) (_ *store.Record, 
 		case refused != "":
 			return nil, cmp.Or(ctx.Err(), error(&store.StateError{Op: "retry", State: refused}))
 		}
-		s.wakeups.add(rec.Queue)
 		// The record as the retry wrote it (PENDING), not as a fast worker
 		// may have changed it since; a FAILED or CANCELLED job has no
 		// attempt running, so its attempt errors are the ones read above.
@@ -723,13 +716,13 @@ func (s *Store) retry(ctx context.Context, rec *store.Record) (written map[strin
 	pending := *rec
 	pending.State, pending.ScheduleTime = store.StatePending, time.Time{}
 	now, id, q := s.now(), rec.ID, rec.Queue
-	if err := s.rdb.SAdd(ctx, asynqAllQueues, q).Err(); err != nil {
-		return nil, "", false, fmt.Errorf("retry job: register queue: %w", err)
+	if err := s.registerQueue(ctx, q); err != nil {
+		return nil, "", false, fmt.Errorf("retry job: %w", err)
 	}
 	res, err := retryScript.Run(ctx, s.rdb, []string{
 		jobKey(q, id), eventsKey(q, id), waitingKey(q, rec.Tenant), asynqTaskKey(q, id), asynqPendingKey(q),
 		asynqArchivedKey(q), asynqRetryKey(q), asynqScheduledKey(q), asynqActiveKey(q),
-	}, rec.Tenant, micros(now), s.task(ctx, &pending).encode(), id, q, asynqPendingSince(now)).Slice()
+	}, rec.Tenant, micros(now), s.task(ctx, &pending).encode(), id, q, asynqPendingSince(now), wakeChannel).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, "", false, store.ErrNotFound
 	}

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,12 +18,12 @@ import (
 // a go-redis hook on the client of the worker's asynq servers sees the
 // dequeue calls, and when every queue of a pool has just come back empty it
 // holds the last call until a job arrives in one of them or maxIdle passes.
-// The store announces new jobs on wakeChannel: the create script publishes
-// the queue of the jobs it enqueued (once per call, in the create's own
-// round trip), a retry through wakeups; jobs that arrive another way (scheduled and retried
-// tasks moved by asynq's forwarder, producers other than the store) are
-// picked up within the pool's poll interval; the forwarder's moves are seen
-// by the hook too and wake the pool at once.
+// The store's create and retry scripts announce the jobs they enqueue on
+// wakeChannel (once per call, in the write's own round trip); jobs that
+// arrive another way (scheduled and retried tasks moved by asynq's
+// forwarder, producers other than the store) are picked up within the
+// pool's poll interval; the forwarder's moves are seen by the hook too and
+// wake the pool at once.
 
 // wakeChannel carries the queue names of newly enqueued jobs.
 const wakeChannel = keyPrefix + "wake"
@@ -211,52 +209,4 @@ func wakeClient(rdb redis.UniversalClient, w *waker) (redis.UniversalClient, boo
 	}
 	dup.AddHook(w.hook())
 	return dup, true
-}
-
-// wakeups announces jobs enqueued outside the create script (retries) to
-// idle workers, one PUBLISH per queue on wakeChannel. Callers only note
-// their queue; one short-lived goroutine at a time publishes what was
-// noted, so concurrent calls share a publish and none waits for one. It is best effort: a lost wake-up delays
-// pickup by at most the worker's poll interval.
-type wakeups struct {
-	rdb     redis.UniversalClient
-	mu      sync.Mutex
-	queues  map[string]struct{}
-	running bool
-}
-
-func newWakeups(rdb redis.UniversalClient) *wakeups {
-	return &wakeups{rdb: rdb, queues: map[string]struct{}{}}
-}
-
-func (w *wakeups) add(queue string) {
-	w.mu.Lock()
-	w.queues[queue] = struct{}{}
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if start {
-		go w.publish()
-	}
-}
-
-func (w *wakeups) publish() {
-	for {
-		w.mu.Lock()
-		if len(w.queues) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		queues := slices.Collect(maps.Keys(w.queues))
-		clear(w.queues)
-		w.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		pipe := w.rdb.Pipeline()
-		for _, q := range queues {
-			pipe.Publish(ctx, wakeChannel, q)
-		}
-		_, _ = pipe.Exec(ctx)
-		cancel()
-	}
 }

@@ -41,13 +41,7 @@ const (
 // Either way workers must run new jobs within pickupBound of the switch,
 // and no request may fail with anything but a 503.
 func TestSentinelFailoverUnderSubmitLoad(t *testing.T) {
-	for _, durable := range []bool{true, false} {
-		name := "durability off"
-		if durable {
-			name = "durability on"
-		}
-		t.Run(name, func(t *testing.T) { failover(t, "sentinel failover, "+name, sentinelTopology, durable) })
-	}
+	failoverWithAndWithoutDurability(t, "sentinel failover", sentinelTopology)
 }
 
 // TestClusterFailoverUnderSubmitLoad is the same on a Redis Cluster of
@@ -56,12 +50,18 @@ func TestSentinelFailoverUnderSubmitLoad(t *testing.T) {
 // other masters see it fail (node timeout 2 s), and the killed node comes
 // back as the new master's replica.
 func TestClusterFailoverUnderSubmitLoad(t *testing.T) {
+	failoverWithAndWithoutDurability(t, "cluster master failover", clusterTopology)
+}
+
+// failoverWithAndWithoutDurability runs failover on topo with the
+// durability setting on, then off; what names the scenario in the figures.
+func failoverWithAndWithoutDurability(t *testing.T, what string, topo topology) {
 	for _, durable := range []bool{true, false} {
 		name := "durability off"
 		if durable {
 			name = "durability on"
 		}
-		t.Run(name, func(t *testing.T) { failover(t, "cluster master failover, "+name, clusterTopology, durable) })
+		t.Run(name, func(t *testing.T) { failover(t, what+", "+name, topo, durable) })
 	}
 }
 
