@@ -306,4 +306,12 @@ func TestCheckDurability(t *testing.T) {
 	require.NoError(t, rdb.ConfigSet(ctx, "appendonly", "yes").Err())
 	require.NoError(t, rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
 	require.Empty(t, logged(), "no warning for a durable setup")
+
+	// Turning appendonly on started an AOF rewrite in a forked child; a
+	// child still writing into the server's directory when the test ends
+	// (Stop kills only the server) made removing that directory fail.
+	redistest.Eventually(t, 10*time.Second, func() bool {
+		info := rdb.Info(ctx, "persistence").Val()
+		return strings.Contains(info, "aof_rewrite_in_progress:0") && strings.Contains(info, "aof_rewrite_scheduled:0")
+	}, "the AOF rewrite finishes")
 }
