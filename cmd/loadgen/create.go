@@ -124,9 +124,6 @@ func (s *suite) rawClient() (*asynq.Client, func()) {
 // rawEnqueue measures raw asynq.Client.Enqueue of the same no-op task at
 // concurrency c: what a program using asynq directly gets.
 func (s *suite) rawEnqueue(ctx context.Context, c int) (tput, error) {
-	if err := s.flush(ctx); err != nil {
-		return tput{}, err
-	}
 	client, done := s.rawClient()
 	defer done()
 	t := closedLoop(ctx, c, s.warmup, s.duration, func(ctx context.Context) (int, error) {
@@ -147,9 +144,6 @@ func (t tput) err() error {
 }
 
 func (s *suite) grpcCreate(ctx context.Context, c int) (tput, error) {
-	if err := s.flush(ctx); err != nil {
-		return tput{}, err
-	}
 	t := closedLoop(ctx, c, s.warmup, s.duration, func(ctx context.Context) (int, error) {
 		_, err := s.client.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: noopJob()})
 		return 1, err
@@ -158,9 +152,6 @@ func (s *suite) grpcCreate(ctx context.Context, c int) (tput, error) {
 }
 
 func (s *suite) restCreate(ctx context.Context, c int) (tput, error) {
-	if err := s.flush(ctx); err != nil {
-		return tput{}, err
-	}
 	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
@@ -190,40 +181,102 @@ func (s *suite) restCreate(ctx context.Context, c int) (tput, error) {
 	return t, t.err()
 }
 
-// cpuMeter measures the CPU time the api, redis-server and this program
-// use over a benchmark run (including warm-up, so figures per job are a
-// little high).
-type cpuMeter struct {
-	s                *suite
+// cpuUse is the CPU time the api, redis-server and this program used over
+// some benchmark turns, warm-ups included.
+type cpuUse struct {
 	api, redis, self time.Duration
+	warmups          int // turns, each with its warm-up
 }
 
-func (s *suite) meterCPU() cpuMeter {
-	m := cpuMeter{s: s, self: processCPU()}
+// cpuNow reads the CPU counters; cpuSince(then) is the use since.
+func (s *suite) cpuNow() cpuUse {
+	u := cpuUse{self: processCPU()}
 	if s.api != nil {
-		m.api, _ = s.api.cpuTime()
+		u.api, _ = s.api.cpuTime()
 	}
-	m.redis, _ = s.redis.cpuTime()
-	return m
+	u.redis, _ = s.redis.cpuTime()
+	return u
 }
 
-func (m cpuMeter) perOp(items int64) string {
+func (s *suite) cpuSince(then cpuUse) cpuUse {
+	now := s.cpuNow()
+	return cpuUse{api: now.api - then.api, redis: now.redis - then.redis, self: now.self - then.self, warmups: 1}
+}
+
+func (u *cpuUse) add(v cpuUse) {
+	u.api, u.redis, u.self, u.warmups = u.api+v.api, u.redis+v.redis, u.self+v.self, u.warmups+v.warmups
+}
+
+// perOp spreads the CPU over the items counted in measured windows of d
+// in total (warm-ups not counted), scaled to the whole time including
+// warm-ups, so figures per job are a little high.
+func (u cpuUse) perOp(items int64, d, warmup time.Duration) string {
 	if items == 0 {
 		return "-"
 	}
-	// items were counted over the measured window only; scale them to the
-	// whole run including warm-up.
-	per := func(d time.Duration) string {
-		return us(time.Duration(float64(d) * float64(m.s.duration) / float64(m.s.duration+m.s.warmup) / float64(items)))
-	}
-	var api time.Duration
-	if m.s.api != nil {
-		a, _ := m.s.api.cpuTime()
-		api = a - m.api
-	}
-	r, _ := m.s.redis.cpuTime()
-	return fmt.Sprintf("api %s, redis %s, client %s", per(api), per(r-m.redis), per(processCPU()-m.self))
+	scale := float64(d) / float64(d+time.Duration(u.warmups)*warmup) / float64(items)
+	per := func(c time.Duration) string { return us(time.Duration(float64(c) * scale)) }
+	return fmt.Sprintf("api %s, redis %s, client %s", per(u.api), per(u.redis), per(u.self))
 }
+
+// benchTurns is how many turns each side of a throughput comparison gets.
+const benchTurns = 3
+
+// side is one side of a throughput comparison: its runs and CPU summed.
+type side struct {
+	t   tput
+	cpu cpuUse
+}
+
+func (a *side) add(t tput, cpu cpuUse) {
+	a.t.ops, a.t.items, a.t.elapsed, a.t.errs = a.t.ops+t.ops, a.t.items+t.items, a.t.elapsed+t.elapsed, a.t.errs+t.errs
+	a.t.lat = append(a.t.lat, t.lat...)
+	if a.t.firstEr == nil {
+		a.t.firstEr = t.firstEr
+	}
+	a.cpu.add(cpu)
+}
+
+// alternate measures raw and jf (each a closed-loop run of s.duration) in
+// benchTurns turns each, raw then jf, each turn a benchTurns-th of
+// s.duration after its warm-up and on a flushed Redis. The machine's speed
+// drifts over seconds (other tenants, CPU frequency): turns close in time
+// see the same conditions, so the ratio of the sums holds still where one
+// long run of each did not. The CPU of each turn (flush excluded) is
+// summed per side. profile, when set, is called before jf's first turn
+// and its result after it.
+func (s *suite) alternate(ctx context.Context, raw, jf func(context.Context) (tput, error), profile func() func()) (r, j side, err error) {
+	d := s.duration
+	s.duration = d / benchTurns
+	defer func() { s.duration = d }()
+	for turn := range benchTurns {
+		for _, x := range []struct {
+			acc *side
+			run func(context.Context) (tput, error)
+		}{{&r, raw}, {&j, jf}} {
+			if err := s.flush(ctx); err != nil {
+				return r, j, err
+			}
+			wait := func() {}
+			if profile != nil && turn == 0 && x.acc == &j {
+				wait = profile()
+			}
+			then := s.cpuNow()
+			t, err := x.run(ctx)
+			x.acc.add(t, s.cpuSince(then))
+			wait()
+			if err != nil {
+				return r, j, err
+			}
+		}
+	}
+	for _, x := range []*side{&r, &j} {
+		slices.Sort(x.t.lat)
+	}
+	return r, j, nil
+}
+
+func (x side) perOp(s *suite) string { return x.cpu.perOp(x.t.items, s.duration, s.warmup) }
 
 func latencyExtra(name string, t tput) string {
 	return fmt.Sprintf("%s request latency p50 %s ms, p99 %s ms (%d requests)", name, ms(pct(t.lat, 50)), ms(pct(t.lat, 99)), t.ops)
@@ -237,20 +290,17 @@ func (s *suite) benchCreate(ctx context.Context, bench, transport string, create
 		return err
 	}
 	for _, c := range s.concurrency {
-		m := s.meterCPU()
-		raw, err := s.rawEnqueue(ctx, c)
-		if err != nil {
-			return fmt.Errorf("raw enqueue c=%d: %w", c, err)
-		}
-		rawCPU := m.perOp(raw.items)
-		wait := s.profile(ctx, s.api, fmt.Sprintf("api %s c=%d", transport, c), s.warmup+s.duration)
-		m = s.meterCPU()
-		jf, err := create(ctx, c)
-		jfCPU := m.perOp(jf.items)
-		wait()
+		rs, js, err := s.alternate(ctx,
+			func(ctx context.Context) (tput, error) { return s.rawEnqueue(ctx, c) },
+			func(ctx context.Context) (tput, error) { return create(ctx, c) },
+			func() func() {
+				return s.profile(ctx, s.api, fmt.Sprintf("api %s c=%d", transport, c), s.warmup+s.duration)
+			})
 		if err != nil {
 			return fmt.Errorf("%s create c=%d: %w", transport, c, err)
 		}
+		raw, jf := rs.t, js.t
+		rawCPU, jfCPU := rs.perOp(s), js.perOp(s)
 		x := row{
 			Bench: bench, What: fmt.Sprintf("create over %s, c=%d", transport, c),
 			Value: jf.perSec(), Unit: "jobs/s", Display: rate(jf.perSec()),
@@ -310,42 +360,40 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 		return fmt.Errorf("BatchCreateJobs: %w", err)
 	}
 	for _, n := range s.batchSizes {
-		m := s.meterCPU()
-		raw, err := s.rawEnqueue(ctx, c)
-		if err != nil {
-			return fmt.Errorf("raw enqueue c=%d: %w", c, err)
-		}
-		rawCPU := m.perOp(raw.items)
-		if err := s.flush(ctx); err != nil {
-			return err
-		}
 		req := &jobforgev1.BatchCreateJobsRequest{}
 		for range n {
 			req.Requests = append(req.Requests, &jobforgev1.CreateJobRequest{Job: noopJob()})
 		}
 		var itemErrs atomic.Int64
-		wait := s.profile(ctx, s.api, fmt.Sprintf("api batch %d", n), s.warmup+s.duration)
-		defer wait()
-		m = s.meterCPU()
-		jf := closedLoop(ctx, s.batchConc, s.warmup, s.duration, func(ctx context.Context) (int, error) {
-			resp, err := s.client.BatchCreateJobs(ctx, req)
-			if err != nil {
-				return 0, err
-			}
-			created := 0
-			for _, r := range resp.GetResults() {
-				if r.GetJob() != nil {
-					created++
-				} else {
-					itemErrs.Add(1)
+		batch := func(ctx context.Context) (tput, error) {
+			t := closedLoop(ctx, s.batchConc, s.warmup, s.duration, func(ctx context.Context) (int, error) {
+				resp, err := s.client.BatchCreateJobs(ctx, req)
+				if err != nil {
+					return 0, err
 				}
-			}
-			if created != n {
-				return created, errors.New("some batch items failed")
-			}
-			return created, nil
-		})
-		jfCPU := m.perOp(jf.items)
+				created := 0
+				for _, r := range resp.GetResults() {
+					if r.GetJob() != nil {
+						created++
+					} else {
+						itemErrs.Add(1)
+					}
+				}
+				if created != n {
+					return created, errors.New("some batch items failed")
+				}
+				return created, nil
+			})
+			return t, t.err()
+		}
+		rs, js, err := s.alternate(ctx,
+			func(ctx context.Context) (tput, error) { return s.rawEnqueue(ctx, c) }, batch,
+			func() func() { return s.profile(ctx, s.api, fmt.Sprintf("api batch %d", n), s.warmup+s.duration) })
+		if err != nil {
+			return fmt.Errorf("batch of %d: %w (%d item errors)", n, err, itemErrs.Load())
+		}
+		raw, jf := rs.t, js.t
+		rawCPU, jfCPU := rs.perOp(s), js.perOp(s)
 		if err := jf.err(); err != nil {
 			return fmt.Errorf("batch of %d: %w (%d item errors)", n, err, itemErrs.Load())
 		}

@@ -137,6 +137,9 @@ func (s *suite) capacity(ctx context.Context) (float64, error) {
 			d, w := s.duration, s.warmup
 			s.duration, s.warmup = time.Second, 200*time.Millisecond
 			defer func() { s.duration, s.warmup = d, w }()
+			if err := s.flush(ctx); err != nil {
+				return tput{}, err
+			}
 			return s.grpcCreate(ctx, 64)
 		}()
 		if err != nil {
