@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -49,7 +50,8 @@ type opStack struct {
 }
 
 type opStackOptions struct {
-	auth *auth.Authenticator
+	auth      *auth.Authenticator
+	noTracing bool // api and worker get no tracer provider (tracing not configured)
 }
 
 func startOpStack(t *testing.T, redisURL string, opts opStackOptions) *opStack {
@@ -63,6 +65,10 @@ func startOpStack(t *testing.T, redisURL string, opts opStackOptions) *opStack {
 	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	spans := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	var useTP trace.TracerProvider = tp
+	if opts.noTracing {
+		useTP = nil
+	}
 	reg := telemetry.NewRegistry()
 	metrics, err := queue.NewMetrics(reg)
 	require.NoError(t, err)
@@ -76,7 +82,7 @@ func startOpStack(t *testing.T, redisURL string, opts opStackOptions) *opStack {
 	srv, err := api.NewServer(api.Options{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
 		Ready: store.Ping, Logger: log, Auth: opts.auth,
-		Metrics: reg, TracerProvider: tp, Monitoring: queue.MonitoringHandler(rdb, "/monitoring"),
+		Metrics: reg, TracerProvider: useTP, Monitoring: queue.MonitoringHandler(rdb, "/monitoring"),
 	}, svc)
 	require.NoError(t, err)
 	admin, err := telemetry.NewAdmin(telemetry.AdminOptions{Addr: "127.0.0.1:0", Gatherer: reg, Ready: store.Ping, Logger: log})
@@ -93,7 +99,7 @@ func startOpStack(t *testing.T, redisURL string, opts opStackOptions) *opStack {
 		PollInterval: 5 * time.Millisecond, DelayedCheckInterval: 50 * time.Millisecond,
 		ShutdownTimeout: 2 * time.Second, Retention: time.Hour,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond },
-		Logger:  log, Metrics: metrics, TracerProvider: tp,
+		Logger:  log, Metrics: metrics, TracerProvider: useTP,
 	})
 	require.NoError(t, w.Start())
 
@@ -413,6 +419,62 @@ func TestWorkerLogLinesCarryJobAndTraceIDs(t *testing.T) {
 		})
 	}
 	require.NotContains(t, s.logs.String(), secret, "a payload value was logged")
+}
+
+// TestCallerTraceFlowsWithTracingOff checks that a caller's trace context
+// reaches the job over both transports when the API and the worker record
+// no spans: the worker's log lines of the job carry the caller's trace id.
+func TestCallerTraceFlowsWithTracingOff(t *testing.T) {
+	t.Parallel()
+	s := startOpStack(t, redistest.NewDB(t), opStackOptions{noTracing: true})
+	tests := []struct {
+		name    string
+		traceID string // sent by the caller; "" sends none
+		create  func(t *testing.T, traceparent string) string
+	}{
+		{"gRPC", "4bf92f3577b34da6a3ce929d0e0e4736", s.createGRPC},
+		{"REST", "5bf92f3577b34da6a3ce929d0e0e4737", s.createRESTTraced},
+		{"gRPC without a trace", "", s.createGRPC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tp := ""
+			if tt.traceID != "" {
+				tp = "00-" + tt.traceID + "-00f067aa0ba902b7-01"
+			}
+			id := tt.create(t, tp)
+			s.waitState(t, id, jobforgev1.Job_SUCCEEDED)
+			var line map[string]any
+			redistest.Eventually(t, 5*time.Second, func() bool {
+				ls := s.logs.lines(t, func(m map[string]any) bool { return m["job_id"] == id && m["msg"] == "job succeeded" })
+				if len(ls) > 0 {
+					line = ls[0]
+				}
+				return line != nil
+			}, "no 'job succeeded' line for %s", id)
+			if tt.traceID == "" {
+				require.NotContains(t, line, "trace_id")
+				return
+			}
+			require.Equal(t, tt.traceID, line["trace_id"])
+		})
+	}
+	require.Empty(t, s.spans.GetSpans(), "spans recorded with tracing off")
+}
+
+func (s *opStack) createGRPC(t *testing.T, traceparent string) string {
+	t.Helper()
+	ctx := context.Background()
+	if traceparent != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "traceparent", traceparent)
+	}
+	j, err := s.grpc.CreateJob(ctx, &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{Type: "simulate", Payload: &structpb.Struct{}}})
+	require.NoError(t, err)
+	return strings.TrimPrefix(j.GetName(), "jobs/")
+}
+
+func (s *opStack) createRESTTraced(t *testing.T, traceparent string) string {
+	return s.createREST(t, `{"type":"simulate","payload":{}}`, http.Header{"Traceparent": {traceparent}})
 }
 
 // TestReadinessFollowsRedis stops and restarts Redis under a running API:

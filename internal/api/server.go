@@ -105,19 +105,18 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	grpcOpts := []grpc.ServerOption{
-		grpc.StatsHandler(obs.statsHandler()),
-		grpc.ChainUnaryInterceptor(obs.unary(transportGRPC), ic.unary),
-		grpc.ChainStreamInterceptor(obs.stream(transportGRPC), ic.stream),
+	grpcOpts := append(obs.serverOptions(),
+		grpc.ChainUnaryInterceptor(nonNil(obs.traceUnary(), obs.unary(transportGRPC), ic.unary)...),
+		grpc.ChainStreamInterceptor(nonNil(obs.traceStream(), obs.stream(transportGRPC), ic.stream)...),
 		grpc.MaxRecvMsgSize(int(opts.MaxBodyBytes)),
-		grpc.MaxHeaderListSize(64 << 10),
-		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.MaxHeaderListSize(64<<10),
+		grpc.ConnectionTimeout(10*time.Second),
 		// A pool of goroutines serves the streams (a new one only when all
 		// are busy): their stacks stay grown, whereas a goroutine per
 		// request grows its stack from scratch every time — ~10 % of the
 		// API's CPU under create load (docs/benchmarks.md).
 		grpc.NumStreamWorkers(streamWorkers),
-	}
+	)
 	if opts.TLSConfig != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(opts.TLSConfig)))
 	}
@@ -127,9 +126,11 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	reflection.Register(s.grpc)
 
 	inproc := (&inprocgrpc.Channel{}).
-		WithServerStatsHandler(obs.statsHandler()).
-		WithServerUnaryInterceptor(chainUnary(obs.unary(transportHTTP), ic.unary)).
-		WithServerStreamInterceptor(chainStream(obs.stream(transportHTTP), ic.stream))
+		WithServerUnaryInterceptor(chainUnary(obs.traceUnary(), obs.unary(transportHTTP), ic.unary)).
+		WithServerStreamInterceptor(chainStream(obs.traceStream(), obs.stream(transportHTTP), ic.stream))
+	if obs.tracing() {
+		inproc = inproc.WithServerStatsHandler(obs.statsHandler())
+	}
 	jobforgev1.RegisterJobServiceServer(inproc, svc)
 	for _, r := range []grpc.ServiceRegistrar{s.grpc, inproc} {
 		if opts.QueueService != nil {
