@@ -10,15 +10,20 @@ import (
 )
 
 // Concurrent creates share round trips (group commit): a create queues its
-// script call, and up to maxCreatePipelines pipelines send whatever is
-// queued, each item still its own script, so each job is still written
-// whole or not at all and answered on its own. Alone, a create is sent at
-// once, as before; under load, the creates that arrive while pipelines are
-// in flight go together in the next one — fewer system calls, pool
-// checkouts and Redis reads per job, where one create per round trip spent
-// more of the API's and Redis's CPU on the round trip than on the job.
+// job, and one pipeline at a time sends whatever is queued (writeAll: one
+// createScript call per queue and up to maxJobsPerCreateCall jobs, each job
+// still checked and written whole or not at all and answered on its own).
+// Alone, a create is sent at once; under load, the creates that arrive while
+// a pipeline is in flight go together in the next one — fewer system calls,
+// pool checkouts and script calls per job. A script call costs Redis about
+// 30 µs whatever it writes and each job about 20 µs more, so the size of
+// the groups is what matters: with four pipelines in flight a create load of
+// 64 concurrent clients made groups of ~5 jobs, with one ~11, which cut
+// Redis's CPU per create by an eighth and the API's by a twentieth
+// (docs/benchmarks.md). One pipeline adds at most one round trip of waiting
+// to a create that arrives while another is in flight.
 const (
-	maxCreatePipelines = 4
+	maxCreatePipelines = 1
 	maxCreateBatch     = 128
 	// maxCreateQueueWait bounds how long a create waits for a pipeline:
 	// one that waited longer (Redis hangs, the pipelines before it are
