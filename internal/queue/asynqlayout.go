@@ -75,7 +75,14 @@ const (
 // "msg" field, fields in number order like the Go protobuf encoder; map
 // entries sorted by key (asynq's own encoder leaves their order random).
 func (t asynqTask) encode() []byte {
-	b := make([]byte, 0, 64+len(t.Payload)+len(t.Type)+len(t.ID)+len(t.Queue)+32*len(t.Headers))
+	keys := make([]string, 0, len(t.Headers))
+	size := 32 + len(t.Payload) + len(t.Type) + len(t.ID) + len(t.Queue)
+	for k, v := range t.Headers {
+		keys = append(keys, k)
+		size += 8 + len(k) + len(v)
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
 	str := func(n protowire.Number, s string) {
 		if s != "" {
 			b = protowire.AppendTag(b, n, protowire.BytesType)
@@ -97,19 +104,14 @@ func (t asynqTask) encode() []byte {
 	str(tmQueue, t.Queue)
 	varint(tmRetry, int64(int32(t.Retry)))
 	varint(tmTimeout, int64(t.Timeout/time.Second))
-	keys := make([]string, 0, len(t.Headers))
-	for k := range t.Headers {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	for _, k := range keys {
-		var entry []byte
-		entry = protowire.AppendTag(entry, 1, protowire.BytesType)
-		entry = protowire.AppendString(entry, k)
-		entry = protowire.AppendTag(entry, 2, protowire.BytesType)
-		entry = protowire.AppendString(entry, t.Headers[k])
+		v := t.Headers[k]
 		b = protowire.AppendTag(b, tmHeaders, protowire.BytesType)
-		b = protowire.AppendBytes(b, entry)
+		b = protowire.AppendVarint(b, uint64(2+protowire.SizeBytes(len(k))+protowire.SizeBytes(len(v))))
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendString(b, v)
 	}
 	return b
 }

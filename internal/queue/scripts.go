@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -73,19 +74,22 @@ var (
 	// script's first write is the only one Redis refuses for memory; an
 	// error in a later one would be a programming error.)
 	//
-	// KEYS, seven per job (all in the queue's slot): 1 record, 2 events
-	// (not written; declared for the job's slot), 3 index, 4 waiting set,
-	// 5 idempotency key (the record key when there is none), 6 asynq task,
-	// 7 asynq pending list or scheduled set. (asynq's set of queues has a
-	// slot of its own: Store.registerQueue adds to it.)
+	// KEYS, six per job (all in the queue's slot): 1 record, 2 index, 3
+	// waiting set, 4 idempotency key (the record key when there is none), 5
+	// asynq task, 6 asynq pending list or scheduled set. (asynq's set of
+	// queues has a slot of its own: Store.registerQueue adds to it.)
 	// ARGV: 1 idempotency window ms, 2 waiting-job quota (0 for none), 3
 	// now in Unix nanoseconds (asynq's pending_since), 4 the queue, 5 the
 	// wake-up channel (a call that enqueued a job to run now publishes the
 	// queue there once, in the same round trip: see wakeup.go); then per
-	// job: n (the
-	// number of record field arguments), now_us, idempotency value (""
-	// for none), task message, job id, process-at Unix seconds ("" to run
-	// now), and n record fields and values (tenant among them).
+	// job (createJobArgs): n (the number of extra record field arguments),
+	// now_us, idempotency value ("" for none), task message, job id,
+	// process-at Unix seconds ("" to run now), the record's tenant, type,
+	// queue, state, payload, max_attempts and timeout_ms; then n extra field
+	// names and values (schedule, labels, retry policy, idempotency key).
+	// The fixed record fields are named here, not sent: each argument costs
+	// Redis a Lua string and the API a RESP write (record.go has the names;
+	// the store's tests read every field back).
 	// Returns one reply per job: 1 when created, 0 when the id exists
 	// already (deterministic ids: schedules), the key's value "<job id>
 	// <request hash>" when the idempotency key is taken, 3 when the quota
@@ -94,6 +98,7 @@ var (
 	// (Flat replies and no helper taking varargs: a table per job cost
 	// Redis a sixth of the script's time.)
 	createScript = redis.NewScript(`
+local createJobArgs = ` + strconv.Itoa(createJobArgs) + `
 local call = redis.call
 local out = {}
 local quota = tonumber(ARGV[2])
@@ -107,15 +112,15 @@ local function add(t, key, x, y)
   if y then l[#l+1] = y end
 end
 local a = 6
-for k = 0, #KEYS - 1, 7 do
+for k = 0, #KEYS - 1, 6 do
   local n = tonumber(ARGV[a])
   local idem = ARGV[a+2]
   local r
-  if idem ~= '' then r = call('GET', KEYS[k+5]) end
-  if not r and call('EXISTS', KEYS[k+1], KEYS[k+6]) > 0 then
+  if idem ~= '' then r = call('GET', KEYS[k+4]) end
+  if not r and call('EXISTS', KEYS[k+1], KEYS[k+5]) > 0 then
     if call('EXISTS', KEYS[k+1]) == 1 then r = 0 else r = 4 end
   end
-  local wk = KEYS[k+4]
+  local wk = KEYS[k+3]
   if not r and quota > 0 then
     local w = waiting[wk]
     if not w then w = call('ZCARD', wk) waiting[wk] = w end
@@ -123,22 +128,24 @@ for k = 0, #KEYS - 1, 7 do
   end
   if not r then
     local id, now, at = ARGV[a+4], ARGV[a+1], ARGV[a+5]
-    if idem ~= '' then call('SET', KEYS[k+5], idem, 'PX', ARGV[1]) end
-    call('HSET', KEYS[k+1], unpack(ARGV, a+6, a+5+n))
-    add(znx, KEYS[k+3], now, id)
+    if idem ~= '' then call('SET', KEYS[k+4], idem, 'PX', ARGV[1]) end
+    call('HSET', KEYS[k+1], 'tenant', ARGV[a+6], 'type', ARGV[a+7], 'queue', ARGV[a+8], 'state', ARGV[a+9],
+      'payload', ARGV[a+10], 'max_attempts', ARGV[a+11], 'attempts', '0', 'timeout_ms', ARGV[a+12],
+      'create_us', now, 'update_us', now, unpack(ARGV, a+13, a+12+n))
+    add(znx, KEYS[k+2], now, id)
     add(znx, wk, now, id)
     if waiting[wk] then waiting[wk] = waiting[wk] + 1 end
     if at == '' then
-      call('HSET', KEYS[k+6], 'msg', ARGV[a+3], 'state', 'pending', 'pending_since', ARGV[3])
-      add(lpush, KEYS[k+7], id)
+      call('HSET', KEYS[k+5], 'msg', ARGV[a+3], 'state', 'pending', 'pending_since', ARGV[3])
+      add(lpush, KEYS[k+6], id)
     else
-      call('HSET', KEYS[k+6], 'msg', ARGV[a+3], 'state', 'scheduled')
-      add(zadd, KEYS[k+7], at, id)
+      call('HSET', KEYS[k+5], 'msg', ARGV[a+3], 'state', 'scheduled')
+      add(zadd, KEYS[k+6], at, id)
     end
     r = 1
   end
   out[#out+1] = r
-  a = a + 6 + n
+  a = a + createJobArgs + n
 end
 for key, l in pairs(znx) do call('ZADD', key, 'NX', unpack(l)) end
 for key, l in pairs(zadd) do call('ZADD', key, unpack(l)) end

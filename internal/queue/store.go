@@ -229,32 +229,49 @@ type jobWrite struct {
 }
 
 func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
-	rec, fields := s.newRecord(nj)
+	rec := s.newRecord(nj)
 	task := s.task(ctx, rec)
-	q := rec.Queue
-	idemKeyName, idemVal := jobKey(q, rec.ID), ""
+	q, prefix := rec.Queue, queuePrefix(rec.Queue)
+	recKey := prefix + "job:" + rec.ID
+	idemKeyName, idemVal := recKey, ""
 	if nj.IdempotencyKey != "" {
 		idemKeyName, idemVal = idemKey(q, nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
 	}
-	taskList, processAt := asynqPendingKey(rec.Queue), ""
+	taskList, processAt := asynqPendingKey(q), ""
 	if rec.State == store.StateScheduled {
 		// asynq schedules with whole-second precision and may release a
 		// task up to a second early; the worker holds it until the exact
 		// time in its header, so jobs start on time.
-		taskList, processAt = asynqScheduledKey(rec.Queue), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
+		taskList, processAt = asynqScheduledKey(q), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
 	}
 	keys := []string{
-		jobKey(q, rec.ID), eventsKey(q, rec.ID), indexKey(q, rec.Tenant), waitingKey(q, rec.Tenant), idemKeyName,
+		recKey, prefix + "index:" + rec.Tenant, prefix + "waiting:" + rec.Tenant, idemKeyName,
 		asynqTaskKey(q, rec.ID), taskList,
 	}
-	args := make([]any, 0, createJobArgs+len(fields))
-	args = append(args, len(fields), micros(rec.CreateTime), idemVal, task.encode(), rec.ID, processAt)
-	return &jobWrite{nj: nj, rec: rec, keys: keys, args: append(args, fields...)}
+	args := make([]any, createJobArgs, createJobArgs+8)
+	args[0], args[1], args[2], args[3], args[4], args[5] = 0, rec.CreateTime.UnixMicro(), idemVal, task.encode(), rec.ID, processAt
+	args[6], args[7], args[8], args[9], args[10] = rec.Tenant, rec.Type, q, string(rec.State), []byte(rec.Payload)
+	args[11], args[12] = rec.MaxAttempts, rec.Timeout.Milliseconds()
+	if !rec.ScheduleTime.IsZero() {
+		args = append(args, fSchedule, rec.ScheduleTime.UnixMicro())
+	}
+	if len(rec.Labels) > 0 {
+		b, _ := json.Marshal(rec.Labels) // map[string]string always encodes
+		args = append(args, fLabels, b)
+	}
+	if !rec.RetryPolicy.IsZero() {
+		args = append(args, fRetry, rec.RetryPolicy.String())
+	}
+	if rec.IdempotencyKey != "" {
+		args = append(args, fIdemKey, rec.IdempotencyKey)
+	}
+	args[0] = len(args) - createJobArgs
+	return &jobWrite{nj: nj, rec: rec, keys: keys, args: args}
 }
 
 // createJobArgs is the number of createScript arguments of a job before
-// its record fields.
-const createJobArgs = 6
+// its extra record fields.
+const createJobArgs = 13
 
 // maxJobsPerCreateCall caps the jobs of one createScript call, so that one
 // call holds Redis for a millisecond or two, not longer.
@@ -290,8 +307,9 @@ func createReplies(cmd *redis.Cmd, n int) ([]any, error) {
 	return res, nil
 }
 
-// newRecord builds the record of a new job and its hash fields.
-func (s *Store) newRecord(nj store.NewJob) (*store.Record, []any) {
+// newRecord builds the record of a new job (newWrite turns it into
+// createScript's arguments).
+func (s *Store) newRecord(nj store.NewJob) *store.Record {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rec := &store.Record{
 		ID:             nj.ID,
@@ -312,32 +330,7 @@ func (s *Store) newRecord(nj store.NewJob) (*store.Record, []any) {
 		rec.State = store.StateScheduled
 		rec.ScheduleTime = nj.ScheduleTime.UTC().Truncate(time.Microsecond)
 	}
-	fields := []any{
-		fTenant, rec.Tenant,
-		fType, rec.Type,
-		fQueue, rec.Queue,
-		fState, string(rec.State),
-		fPayload, string(rec.Payload),
-		fMaxAttempts, rec.MaxAttempts,
-		fAttempts, 0,
-		fTimeoutMS, rec.Timeout.Milliseconds(),
-		fCreate, micros(now),
-		fUpdate, micros(now),
-	}
-	if !rec.ScheduleTime.IsZero() {
-		fields = append(fields, fSchedule, micros(rec.ScheduleTime))
-	}
-	if len(rec.Labels) > 0 {
-		b, _ := json.Marshal(rec.Labels) // map[string]string always encodes
-		fields = append(fields, fLabels, string(b))
-	}
-	if !rec.RetryPolicy.IsZero() {
-		fields = append(fields, fRetry, rec.RetryPolicy.String())
-	}
-	if rec.IdempotencyKey != "" {
-		fields = append(fields, fIdemKey, rec.IdempotencyKey)
-	}
-	return rec, fields
+	return rec
 }
 
 // asynqRetryBudget is the retry count every task gets in asynq. jobforge
