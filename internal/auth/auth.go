@@ -195,11 +195,11 @@ func (a *Authenticator) checkKey(token string) (*Principal, error) {
 	}
 	k, found := a.keys[id]
 	sum := sha256.Sum256([]byte(token))
-	want, _ := hex.DecodeString(k.SHA256)
-	if !found {
-		want = make([]byte, sha256.Size) // compare anyway: same time either way
+	var want [sha256.Size]byte // all zero unless found: compare anyway, same time either way
+	if found {
+		_, _ = hex.Decode(want[:], []byte(k.SHA256))
 	}
-	if subtle.ConstantTimeCompare(sum[:], want) != 1 || !found {
+	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !found {
 		return nil, errInvalid
 	}
 	if k.Expires != nil && !a.now().Before(*k.Expires) {
