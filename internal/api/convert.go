@@ -14,12 +14,7 @@ import (
 )
 
 // toProto converts a stored record to the API's Job.
-func toProto(r *store.Record) (*jobforgev1.Job, error) { return toProtoWithPayload(r, nil) }
-
-// toProtoWithPayload is toProto with the payload given as it was decoded
-// from the create request (nil: decoded from the record), which saves a
-// new job's response the JSON round trip back to a Struct.
-func toProtoWithPayload(r *store.Record, payload *structpb.Struct) (*jobforgev1.Job, error) {
+func toProto(r *store.Record) (*jobforgev1.Job, error) {
 	j := &jobforgev1.Job{
 		Name:         "jobs/" + r.ID,
 		Type:         r.Type,
@@ -37,9 +32,7 @@ func toProtoWithPayload(r *store.Record, payload *structpb.Struct) (*jobforgev1.
 		UpdateTime:   timeProto(r.UpdateTime),
 		ExpireTime:   timeProto(r.ExpireTime),
 	}
-	if payload != nil {
-		j.Payload = payload
-	} else if len(r.Payload) > 0 {
+	if len(r.Payload) > 0 {
 		p, err := jsonStruct(r.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: decode payload: %w", r.ID, err)

@@ -112,16 +112,13 @@ func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobReques
 	if err != nil {
 		return nil, err
 	}
-	rec, existed, err := s.store.Create(ctx, nj)
+	rec, _, err := s.store.Create(ctx, nj)
 	if err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
 	s.log.InfoContext(ctx, "audit: job created", "principal", principalOf(ctx), "tenant", nj.Tenant,
 		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
-	if existed {
-		return toProto(rec)
-	}
-	return toProtoWithPayload(rec, j.GetPayload())
+	return toProto(rec)
 }
 
 // ValidateJob validates a job (or job template) like CreateJob does and
@@ -331,11 +328,7 @@ func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCrea
 			results[i] = &jobforgev1.BatchCreateJobResult{Error: st}
 			continue
 		}
-		var payload *structpb.Struct
-		if !res.Existed {
-			payload = req.GetRequests()[i].GetJob().GetPayload()
-		}
-		j, err := toProtoWithPayload(res.Record, payload)
+		j, err := toProto(res.Record)
 		if err != nil {
 			return nil, err
 		}
