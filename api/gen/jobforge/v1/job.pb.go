@@ -991,36 +991,36 @@ var File_jobforge_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\r\n" +
+	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\r\n" +
 	"\x03Job\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\bR\x04name\x128\n" +
-	"\x04type\x18\x02 \x01(\tB$\xe0A\x02\xe0A\x05\xbaH\x1br\x19\x10\x01\x18@2\x13^[a-z][a-z0-9_.-]*$R\x04type\x126\n" +
-	"\apayload\x18\x03 \x01(\v2\x17.google.protobuf.StructB\x03\xe0A\x05R\apayload\x12:\n" +
+	"\x04type\x18\x02 \x01(\tB$\xe0A\x02\xe0A\x05\xbaH\x1br\x19\x10\x01\x18@2\x13^[a-z][a-z0-9_.-]*$R\x04type\x12<\n" +
+	"\apayload\x18\x03 \x01(\v2\x17.google.protobuf.StructB\t\xe0A\x05\xbaH\x03\xd8\x01\x03R\apayload\x12:\n" +
 	"\x05queue\x18\x04 \x01(\tB$\xe0A\x01\xe0A\x05\xbaH\x1br\x19\x18@2\x15^([a-z][a-z0-9_-]*)?$R\x05queue\x121\n" +
-	"\x05state\x18\x05 \x01(\x0e2\x16.jobforge.v1.Job.StateB\x03\xe0A\x03R\x05state\x126\n" +
-	"\bprogress\x18\x06 \x01(\v2\x15.jobforge.v1.ProgressB\x03\xe0A\x03R\bprogress\x123\n" +
-	"\x06result\x18\a \x01(\v2\x16.google.protobuf.ValueB\x03\xe0A\x03R\x06result\x120\n" +
-	"\x05error\x18\b \x01(\v2\x15.jobforge.v1.JobErrorB\x03\xe0A\x03R\x05error\x12\x1f\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x16.jobforge.v1.Job.StateB\x03\xe0A\x03R\x05state\x12<\n" +
+	"\bprogress\x18\x06 \x01(\v2\x15.jobforge.v1.ProgressB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\bprogress\x129\n" +
+	"\x06result\x18\a \x01(\v2\x16.google.protobuf.ValueB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\x06result\x126\n" +
+	"\x05error\x18\b \x01(\v2\x15.jobforge.v1.JobErrorB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\x05error\x12\x1f\n" +
 	"\battempts\x18\t \x01(\x05B\x03\xe0A\x03R\battempts\x12/\n" +
 	"\fmax_attempts\x18\n" +
 	" \x01(\x05B\f\xe0A\x01\xbaH\x06\x1a\x04\x18d(\x00R\vmaxAttempts\x12F\n" +
-	"\atimeout\x18\v \x01(\v2\x19.google.protobuf.DurationB\x11\xe0A\x01\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\atimeout\x12D\n" +
-	"\rschedule_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x01R\fscheduleTime\x12e\n" +
-	"\x06labels\x18\r \x03(\v2\x1c.jobforge.v1.Job.LabelsEntryB/\xe0A\x01\xbaH)\x9a\x01&\x10\x10\"\x1br\x19\x10\x01\x18?2\x13^[a-z][a-z0-9_.-]*$*\x05r\x03\x18\x80\x02R\x06labels\x12@\n" +
-	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"createTime\x12>\n" +
+	"\atimeout\x18\v \x01(\v2\x19.google.protobuf.DurationB\x11\xe0A\x01\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\atimeout\x12J\n" +
+	"\rschedule_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x01\xbaH\x03\xd8\x01\x03R\fscheduleTime\x12e\n" +
+	"\x06labels\x18\r \x03(\v2\x1c.jobforge.v1.Job.LabelsEntryB/\xe0A\x01\xbaH)\x9a\x01&\x10\x10\"\x1br\x19\x10\x01\x18?2\x13^[a-z][a-z0-9_.-]*$*\x05r\x03\x18\x80\x02R\x06labels\x12F\n" +
+	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\n" +
+	"createTime\x12D\n" +
 	"\n" +
-	"start_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tstartTime\x12:\n" +
-	"\bend_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\aendTime\x12@\n" +
-	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime\x12@\n" +
-	"\vexpire_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"start_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\tstartTime\x12@\n" +
+	"\bend_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\aendTime\x12F\n" +
+	"\vupdate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\n" +
+	"updateTime\x12F\n" +
+	"\vexpire_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\n" +
 	"expireTime\x12T\n" +
 	"\x0eschedule_delay\x18\x13 \x01(\v2\x19.google.protobuf.DurationB\x12\xe0A\x04\xbaH\f\xaa\x01\t\"\x05\b\x80\x8a\x8a\x0f2\x00R\rscheduleDelay\x12@\n" +
 	"\fretry_policy\x18\x14 \x01(\v2\x18.jobforge.v1.RetryPolicyB\x03\xe0A\x01R\vretryPolicy\x12N\n" +
-	"\x0fidempotency_key\x18\x15 \x01(\tB%\xe0A\x01\xe0A\x05\xbaH\x1cr\x1a\x18\x80\x012\x15^([A-Za-z0-9._:-]+)?$R\x0eidempotencyKey\x12A\n" +
-	"\x0eattempt_errors\x18\x16 \x03(\v2\x15.jobforge.v1.JobErrorB\x03\xe0A\x03R\rattemptErrors\x12B\n" +
-	"\fcancellation\x18\x17 \x01(\v2\x19.jobforge.v1.CancellationB\x03\xe0A\x03R\fcancellation\x12(\n" +
+	"\x0fidempotency_key\x18\x15 \x01(\tB%\xe0A\x01\xe0A\x05\xbaH\x1cr\x1a\x18\x80\x012\x15^([A-Za-z0-9._:-]+)?$R\x0eidempotencyKey\x12G\n" +
+	"\x0eattempt_errors\x18\x16 \x03(\v2\x15.jobforge.v1.JobErrorB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\rattemptErrors\x12H\n" +
+	"\fcancellation\x18\x17 \x01(\v2\x19.jobforge.v1.CancellationB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\fcancellation\x12(\n" +
 	"\rlost_attempts\x18\x18 \x01(\x05B\x03\xe0A\x03R\flostAttempts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
