@@ -991,7 +991,7 @@ var File_jobforge_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\r\n" +
+	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\r\n" +
 	"\x03Job\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\bR\x04name\x128\n" +
 	"\x04type\x18\x02 \x01(\tB$\xe0A\x02\xe0A\x05\xbaH\x1br\x19\x10\x01\x18@2\x13^[a-z][a-z0-9_.-]*$R\x04type\x12<\n" +
@@ -1005,8 +1005,8 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\fmax_attempts\x18\n" +
 	" \x01(\x05B\f\xe0A\x01\xbaH\x06\x1a\x04\x18d(\x00R\vmaxAttempts\x12F\n" +
 	"\atimeout\x18\v \x01(\v2\x19.google.protobuf.DurationB\x11\xe0A\x01\xbaH\v\xaa\x01\b\"\x04\b\x80\xa3\x05*\x00R\atimeout\x12J\n" +
-	"\rschedule_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x01\xbaH\x03\xd8\x01\x03R\fscheduleTime\x12e\n" +
-	"\x06labels\x18\r \x03(\v2\x1c.jobforge.v1.Job.LabelsEntryB/\xe0A\x01\xbaH)\x9a\x01&\x10\x10\"\x1br\x19\x10\x01\x18?2\x13^[a-z][a-z0-9_.-]*$*\x05r\x03\x18\x80\x02R\x06labels\x12F\n" +
+	"\rschedule_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x01\xbaH\x03\xd8\x01\x03R\fscheduleTime\x12h\n" +
+	"\x06labels\x18\r \x03(\v2\x1c.jobforge.v1.Job.LabelsEntryB2\xe0A\x01\xbaH,\xd8\x01\x01\x9a\x01&\x10\x10\"\x1br\x19\x10\x01\x18?2\x13^[a-z][a-z0-9_.-]*$*\x05r\x03\x18\x80\x02R\x06labels\x12F\n" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\n" +
 	"createTime\x12D\n" +
 	"\n" +
