@@ -224,7 +224,7 @@ func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) erro
 type jobWrite struct {
 	nj   store.NewJob
 	rec  *store.Record
-	keys []string
+	keys []any // strings, boxed once here rather than by go-redis per call
 	args []any
 }
 
@@ -244,7 +244,7 @@ func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 		// time in its header, so jobs start on time.
 		taskList, processAt = asynqScheduledKey(q), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
 	}
-	keys := []string{
+	keys := []any{
 		recKey, prefix + "index:" + rec.Tenant, prefix + "waiting:" + rec.Tenant, idemKeyName,
 		asynqTaskKey(q, rec.ID), taskList,
 	}
@@ -280,19 +280,23 @@ const maxJobsPerCreateCall = 64
 // runCreates queues one createScript call writing ws (all of one queue,
 // at least one job) on pipe.
 func (s *Store) runCreates(ctx context.Context, pipe redis.Pipeliner, ws []*jobWrite) *redis.Cmd {
-	nkeys, nargs := 0, 5
+	// The command is built as one slice, keys and arguments in place:
+	// Script.EvalSha would copy both into a new one (and box each key).
+	n, nkeys := 3+5, 0
 	for _, w := range ws {
+		n += len(w.keys) + len(w.args)
 		nkeys += len(w.keys)
-		nargs += len(w.args)
 	}
-	keys := make([]string, 0, nkeys)
-	args := make([]any, 0, nargs)
-	args = append(args, s.idemWindow.Milliseconds(), s.maxWaiting, asynqPendingSince(s.now()), ws[0].rec.Queue, wakeChannel)
+	cmd := make([]any, 0, n)
+	cmd = append(cmd, "evalsha", createScript.Hash(), nkeys)
 	for _, w := range ws {
-		keys = append(keys, w.keys...)
-		args = append(args, w.args...)
+		cmd = append(cmd, w.keys...)
 	}
-	return createScript.EvalSha(ctx, pipe, keys, args...)
+	cmd = append(cmd, s.idemWindow.Milliseconds(), s.maxWaiting, asynqPendingSince(s.now()), ws[0].rec.Queue, wakeChannel)
+	for _, w := range ws {
+		cmd = append(cmd, w.args...)
+	}
+	return pipe.Do(ctx, cmd...)
 }
 
 // createReplies splits the reply of a createScript call for n jobs.
