@@ -182,11 +182,8 @@ func (s *suite) restCreate(ctx context.Context, c int) (tput, error) {
 }
 
 // cpuUse is the CPU time the api, redis-server and this program used over
-// some benchmark turns, warm-ups included.
-type cpuUse struct {
-	api, redis, self time.Duration
-	warmups          int // turns, each with its warm-up
-}
+// benchmark turns, warm-ups included.
+type cpuUse struct{ api, redis, self time.Duration }
 
 // cpuNow reads the CPU counters; cpuSince(then) is the use since.
 func (s *suite) cpuNow() cpuUse {
@@ -200,29 +197,14 @@ func (s *suite) cpuNow() cpuUse {
 
 func (s *suite) cpuSince(then cpuUse) cpuUse {
 	now := s.cpuNow()
-	return cpuUse{api: now.api - then.api, redis: now.redis - then.redis, self: now.self - then.self, warmups: 1}
-}
-
-func (u *cpuUse) add(v cpuUse) {
-	u.api, u.redis, u.self, u.warmups = u.api+v.api, u.redis+v.redis, u.self+v.self, u.warmups+v.warmups
-}
-
-// perOp spreads the CPU over the items counted in measured windows of d
-// in total (warm-ups not counted), scaled to the whole time including
-// warm-ups, so figures per job are a little high.
-func (u cpuUse) perOp(items int64, d, warmup time.Duration) string {
-	if items == 0 {
-		return "-"
-	}
-	scale := float64(d) / float64(d+time.Duration(u.warmups)*warmup) / float64(items)
-	per := func(c time.Duration) string { return us(time.Duration(float64(c) * scale)) }
-	return fmt.Sprintf("api %s, redis %s, client %s", per(u.api), per(u.redis), per(u.self))
+	return cpuUse{api: now.api - then.api, redis: now.redis - then.redis, self: now.self - then.self}
 }
 
 // benchTurns is how many turns each side of a throughput comparison gets.
 const benchTurns = 3
 
-// side is one side of a throughput comparison: its runs and CPU summed.
+// side is one side of a throughput comparison: its turns and their CPU
+// summed.
 type side struct {
 	t   tput
 	cpu cpuUse
@@ -234,7 +216,19 @@ func (a *side) add(t tput, cpu cpuUse) {
 	if a.t.firstEr == nil {
 		a.t.firstEr = t.firstEr
 	}
-	a.cpu.add(cpu)
+	a.cpu.api, a.cpu.redis, a.cpu.self = a.cpu.api+cpu.api, a.cpu.redis+cpu.redis, a.cpu.self+cpu.self
+}
+
+// perOp spreads the side's CPU over its items, which were counted in
+// measured windows of s.duration in total, scaled to the whole time with
+// the benchTurns warm-ups, so figures per job are a little high.
+func (a side) perOp(s *suite) string {
+	if a.t.items == 0 {
+		return "-"
+	}
+	scale := float64(s.duration) / float64(s.duration+benchTurns*s.warmup) / float64(a.t.items)
+	per := func(c time.Duration) string { return us(time.Duration(float64(c) * scale)) }
+	return fmt.Sprintf("api %s, redis %s, client %s", per(a.cpu.api), per(a.cpu.redis), per(a.cpu.self))
 }
 
 // alternate measures raw and jf (each a closed-loop run of s.duration) in
@@ -249,34 +243,30 @@ func (s *suite) alternate(ctx context.Context, raw, jf func(context.Context) (tp
 	d := s.duration
 	s.duration = d / benchTurns
 	defer func() { s.duration = d }()
+	sides, runs := [2]*side{&r, &j}, [2]func(context.Context) (tput, error){raw, jf}
 	for turn := range benchTurns {
-		for _, x := range []struct {
-			acc *side
-			run func(context.Context) (tput, error)
-		}{{&r, raw}, {&j, jf}} {
+		for i, run := range runs {
 			if err := s.flush(ctx); err != nil {
 				return r, j, err
 			}
 			wait := func() {}
-			if profile != nil && turn == 0 && x.acc == &j {
+			if profile != nil && turn == 0 && i == 1 {
 				wait = profile()
 			}
 			then := s.cpuNow()
-			t, err := x.run(ctx)
-			x.acc.add(t, s.cpuSince(then))
+			t, err := run(ctx)
+			sides[i].add(t, s.cpuSince(then))
 			wait()
 			if err != nil {
 				return r, j, err
 			}
 		}
 	}
-	for _, x := range []*side{&r, &j} {
+	for _, x := range sides {
 		slices.Sort(x.t.lat)
 	}
 	return r, j, nil
 }
-
-func (x side) perOp(s *suite) string { return x.cpu.perOp(x.t.items, s.duration, s.warmup) }
 
 func latencyExtra(name string, t tput) string {
 	return fmt.Sprintf("%s request latency p50 %s ms, p99 %s ms (%d requests)", name, ms(pct(t.lat, 50)), ms(pct(t.lat, 99)), t.ops)
@@ -394,9 +384,6 @@ func (s *suite) benchBatchCreate(ctx context.Context) error {
 		}
 		raw, jf := rs.t, js.t
 		rawCPU, jfCPU := rs.perOp(s), js.perOp(s)
-		if err := jf.err(); err != nil {
-			return fmt.Errorf("batch of %d: %w (%d item errors)", n, err, itemErrs.Load())
-		}
 		x := row{
 			Bench: "B3", What: fmt.Sprintf("batch create of %d over gRPC, %d concurrent vs single enqueue c=%d", n, s.batchConc, c),
 			Value: jf.perSec(), Unit: "jobs/s", Display: rate(jf.perSec()),

@@ -231,8 +231,8 @@ type jobWrite struct {
 func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 	rec := s.newRecord(nj)
 	task := s.task(ctx, rec)
-	q, prefix := rec.Queue, queuePrefix(rec.Queue)
-	recKey := prefix + "job:" + rec.ID
+	q := rec.Queue
+	recKey := jobKey(q, rec.ID)
 	idemKeyName, idemVal := recKey, ""
 	if nj.IdempotencyKey != "" {
 		idemKeyName, idemVal = idemKey(q, nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
@@ -245,13 +245,14 @@ func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
 		taskList, processAt = asynqScheduledKey(q), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
 	}
 	keys := []any{
-		recKey, prefix + "index:" + rec.Tenant, prefix + "waiting:" + rec.Tenant, idemKeyName,
+		recKey, indexKey(q, rec.Tenant), waitingKey(q, rec.Tenant), idemKeyName,
 		asynqTaskKey(q, rec.ID), taskList,
 	}
-	args := make([]any, createJobArgs, createJobArgs+8)
-	args[0], args[1], args[2], args[3], args[4], args[5] = 0, rec.CreateTime.UnixMicro(), idemVal, task.encode(), rec.ID, processAt
-	args[6], args[7], args[8], args[9], args[10] = rec.Tenant, rec.Type, q, string(rec.State), []byte(rec.Payload)
-	args[11], args[12] = rec.MaxAttempts, rec.Timeout.Milliseconds()
+	// In createScript's order (createJobArgs of them); the first, the
+	// number of extra field arguments, is set once they are known.
+	args := append(make([]any, 0, createJobArgs+8),
+		0, rec.CreateTime.UnixMicro(), idemVal, task.encode(), rec.ID, processAt,
+		rec.Tenant, rec.Type, q, string(rec.State), []byte(rec.Payload), rec.MaxAttempts, rec.Timeout.Milliseconds())
 	if !rec.ScheduleTime.IsZero() {
 		args = append(args, fSchedule, rec.ScheduleTime.UnixMicro())
 	}

@@ -178,9 +178,10 @@ func testTenancy(t *testing.T, k *kit) {
 }
 
 // testBatchMixed creates one batch larger than a store may write in one
-// step, mixing tenants, queues (the quota is per tenant and queue), scheduled and pending jobs, a repeated
-// idempotency key and a quota that fills up halfway: every item gets the
-// answer it would get alone, in order.
+// step, mixing tenants, queues (the quota is per tenant and queue),
+// scheduled and pending jobs, a repeated idempotency key and a quota that
+// fills up halfway: every item gets the answer it would get alone, in
+// order.
 func testBatchMixed(t *testing.T, k *kit) {
 	var batch []store.NewJob
 	for i := range 140 { // tenant A: the quota (100) fills at item 100; the queue "other" has its own
