@@ -15,6 +15,15 @@ import (
 
 // toProto converts a stored record to the API's Job.
 func toProto(r *store.Record) (*jobforgev1.Job, error) {
+	return toProtoPayload(r, nil)
+}
+
+// toProtoPayload is toProto with the payload given as the Struct it was
+// created from (nil: decoded from the record's JSON, as toProto does). A
+// batch's response takes each new job's payload from its request rather
+// than decoding the JSON the request was encoded to, which cost each item
+// a map, a Struct and their values.
+func toProtoPayload(r *store.Record, payload *structpb.Struct) (*jobforgev1.Job, error) {
 	j := &jobforgev1.Job{
 		Name:         "jobs/" + r.ID,
 		Type:         r.Type,
@@ -32,7 +41,9 @@ func toProto(r *store.Record) (*jobforgev1.Job, error) {
 		UpdateTime:   timeProto(r.UpdateTime),
 		ExpireTime:   timeProto(r.ExpireTime),
 	}
-	if len(r.Payload) > 0 {
+	if payload != nil {
+		j.Payload = payload
+	} else if len(r.Payload) > 0 {
 		p, err := jsonStruct(r.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("job %s: decode payload: %w", r.ID, err)

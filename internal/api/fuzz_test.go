@@ -80,7 +80,7 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 		if v.Validate(req) != nil {
 			return
 		}
-		nj, err := svc.newJob(context.Background(), job, "job")
+		nj, err := svc.newJob(context.Background(), job, jobPath{name: "job", item: -1})
 		if err != nil {
 			return
 		}

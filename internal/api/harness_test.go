@@ -32,7 +32,7 @@ type stack struct {
 
 // newStack connects to redisURL (closed when the test ends) and builds the
 // JobService on it.
-func newStack(t *testing.T, redisURL string, storeOpts ...queue.StoreOptions) *stack {
+func newStack(t testing.TB, redisURL string, storeOpts ...queue.StoreOptions) *stack {
 	t.Helper()
 	s := &stack{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	var err error
@@ -48,7 +48,7 @@ func newStack(t *testing.T, redisURL string, storeOpts ...queue.StoreOptions) *s
 
 // publishedCatalog publishes the types of reg to Redis, as a worker does
 // when it starts, and returns the API's view of the catalogue there.
-func publishedCatalog(t *testing.T, rdb queue.Client, reg *jobs.Registry) api.Catalog {
+func publishedCatalog(t testing.TB, rdb queue.Client, reg *jobs.Registry) api.Catalog {
 	t.Helper()
 	var entries []catalog.Entry
 	for _, typ := range reg.Types() {
@@ -60,7 +60,7 @@ func publishedCatalog(t *testing.T, rdb queue.Client, reg *jobs.Registry) api.Ca
 
 // serve runs an API server on loopback ports until the test ends; opts
 // add to the defaults (listen addresses, readiness, logger, timeouts).
-func (s *stack) serve(t *testing.T, opts api.Options) *api.Server {
+func (s *stack) serve(t testing.TB, opts api.Options) *api.Server {
 	t.Helper()
 	opts.GRPCAddr, opts.HTTPAddr, opts.ShutdownTimeout = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
 	opts.Ready, opts.Logger = s.store.Ping, s.log
@@ -96,7 +96,7 @@ func (s *stack) startWorker(t *testing.T, adjust func(*queue.WorkerOptions)) {
 }
 
 // dial returns a plaintext gRPC connection that is closed when the test ends.
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

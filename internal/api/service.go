@@ -108,7 +108,7 @@ func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobReques
 		j = proto.CloneOf(j)
 		j.IdempotencyKey = key
 	}
-	nj, err := s.newJob(ctx, j, "job")
+	nj, err := s.newJob(ctx, j, jobPath{name: "job", item: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -124,13 +124,31 @@ func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobReques
 // ValidateJob validates a job (or job template) like CreateJob does and
 // returns it with the type's defaults applied.
 func (s *Service) ValidateJob(ctx context.Context, j *jobforgev1.Job, field string) (store.NewJob, error) {
-	return s.newJob(ctx, j, field)
+	return s.newJob(ctx, j, jobPath{name: field, item: -1})
 }
+
+// jobPath is the request path of a job, for field violations: name, or
+// name[item].job for an item of a batch. A batch's are formatted only when
+// a violation is, not for each item.
+type jobPath struct {
+	name string
+	item int // -1 outside a batch
+}
+
+func (p jobPath) String() string {
+	if p.item < 0 {
+		return p.name
+	}
+	return fmt.Sprintf("%s[%d].job", p.name, p.item)
+}
+
+// field is the path of one of the job's fields.
+func (p jobPath) field(f string) string { return p.String() + "." + f }
 
 // newJob validates what protovalidate cannot know (registered types, queues,
 // payload schemas, cross-field rules) and applies the type's defaults.
-// field is the request path of j, used in field violations.
-func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (store.NewJob, error) {
+// at is the request path of j, used in field violations.
+func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, at jobPath) (store.NewJob, error) {
 	if p := auth.FromContext(ctx); p != nil && !p.AllowsType(auth.ScopeJobsWrite, j.GetType()) {
 		return store.NewJob{}, permissionDenied(auth.ScopeJobsWrite + ":" + j.GetType())
 	}
@@ -143,7 +161,7 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 		if names := cat.Names(); len(names) > 0 {
 			known = strings.Join(names, ", ")
 		}
-		return store.NewJob{}, invalidArgument(violation(field+".type",
+		return store.NewJob{}, invalidArgument(violation(at.field("type"),
 			"unknown job type %q; known types: %s (see GET /v1/jobTypes)", j.GetType(), known))
 	}
 	payload, value := json.RawMessage("{}"), any(map[string]any{})
@@ -151,12 +169,12 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 		m := j.GetPayload().AsMap()
 		b, err := json.Marshal(m)
 		if err != nil {
-			return store.NewJob{}, invalidArgument(violation(field+".payload", "cannot encode payload: %v", err))
+			return store.NewJob{}, invalidArgument(violation(at.field("payload"), "cannot encode payload: %v", err))
 		}
 		payload, value = b, m
 	}
 	if max := typ.MaxPayloadBytes; len(payload) > max {
-		return store.NewJob{}, invalidArgument(violation(field+".payload",
+		return store.NewJob{}, invalidArgument(violation(at.field("payload"),
 			"payload is %d bytes of JSON; job type %q accepts at most %d", len(payload), typ.Name, max))
 	}
 	if err := typ.Validate(value); err != nil {
@@ -164,7 +182,7 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 			return store.NewJob{}, failedPrecondition(reasonInvalidSchema,
 				fmt.Sprintf("job type %q is published with a payload schema that does not compile; fix its worker", typ.Name))
 		}
-		return store.NewJob{}, payloadError(field, err)
+		return store.NewJob{}, payloadError(at.String(), err)
 	}
 	nj := store.NewJob{
 		Tenant:         tenantOf(ctx),
@@ -180,7 +198,7 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 		nj.Queue = typ.Queue
 	}
 	if !slices.Contains(s.queues, nj.Queue) && !cat.HasQueue(nj.Queue) {
-		return store.NewJob{}, invalidArgument(violation(field+".queue",
+		return store.NewJob{}, invalidArgument(violation(at.field("queue"),
 			"unknown queue %q; known queues: %s", nj.Queue, strings.Join(s.knownQueues(cat), ", ")))
 	}
 	if nj.MaxAttempts == 0 {
@@ -189,18 +207,18 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 	if j.GetTimeout() != nil {
 		nj.Timeout = j.GetTimeout().AsDuration()
 		if nj.Timeout < 10*time.Millisecond {
-			return store.NewJob{}, invalidArgument(violation(field+".timeout",
+			return store.NewJob{}, invalidArgument(violation(at.field("timeout"),
 				"must be at least 10ms (sub-second timeouts are enforced with millisecond precision), got %s", nj.Timeout))
 		}
 	}
 	now := s.now()
 	switch {
 	case j.GetScheduleTime() != nil && j.GetScheduleDelay() != nil:
-		return store.NewJob{}, invalidArgument(violation(field+".schedule_delay", "set schedule_time or schedule_delay, not both"))
+		return store.NewJob{}, invalidArgument(violation(at.field("schedule_delay"), "set schedule_time or schedule_delay, not both"))
 	case j.GetScheduleTime() != nil:
 		t := j.GetScheduleTime().AsTime()
 		if t.Before(now.Add(-maxSchedulePast)) || t.After(now.Add(maxScheduleFuture)) {
-			return store.NewJob{}, invalidArgument(violation(field+".schedule_time",
+			return store.NewJob{}, invalidArgument(violation(at.field("schedule_time"),
 				"must be between %s and %s (at most 24h in the past, which means now, and at most 366 days ahead), got %s",
 				now.Add(-maxSchedulePast).UTC().Format(time.RFC3339), now.Add(maxScheduleFuture).UTC().Format(time.RFC3339),
 				t.UTC().Format(time.RFC3339)))
@@ -217,10 +235,10 @@ func (s *Service) newJob(ctx context.Context, j *jobforgev1.Job, field string) (
 			Jitter:     rp.GetJitter(),
 		}
 		if p.Multiplier != 0 && p.Multiplier < 1 {
-			return store.NewJob{}, invalidArgument(violation(field+".retry_policy.multiplier", "must be between 1 and 10 (or 0 for the default 2), got %g", p.Multiplier))
+			return store.NewJob{}, invalidArgument(violation(at.field("retry_policy.multiplier"), "must be between 1 and 10 (or 0 for the default 2), got %g", p.Multiplier))
 		}
 		if p.Initial > 0 && p.Max > 0 && p.Max < p.Initial {
-			return store.NewJob{}, invalidArgument(violation(field+".retry_policy.max_backoff", "must not be below initial_backoff"))
+			return store.NewJob{}, invalidArgument(violation(at.field("retry_policy.max_backoff"), "must not be below initial_backoff"))
 		}
 		nj.RetryPolicy = p
 	}
@@ -300,7 +318,7 @@ func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCrea
 	index := make([]int, 0, n)
 	invalid := false
 	for i, r := range req.GetRequests() {
-		nj, err := s.newJob(ctx, r.GetJob(), fmt.Sprintf("requests[%d].job", i))
+		nj, err := s.newJob(ctx, r.GetJob(), jobPath{name: "requests", item: i})
 		if err != nil {
 			results[i] = &jobforgev1.BatchCreateJobResult{Error: status.Convert(err).Proto()}
 			invalid = true
@@ -328,7 +346,11 @@ func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCrea
 			results[i] = &jobforgev1.BatchCreateJobResult{Error: st}
 			continue
 		}
-		j, err := toProto(res.Record)
+		var sent *structpb.Struct
+		if !res.Existed { // a job created before may hold another payload
+			sent = req.GetRequests()[i].GetJob().GetPayload()
+		}
+		j, err := toProtoPayload(res.Record, sent)
 		if err != nil {
 			return nil, err
 		}

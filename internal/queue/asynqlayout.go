@@ -3,6 +3,7 @@ package queue
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -53,7 +54,7 @@ const asynqLeaseDuration = 30 * time.Second
 type asynqTask struct {
 	Type    string
 	Payload []byte
-	Headers map[string]string
+	Headers taskHeaders
 	ID      string
 	Queue   string
 	Retry   int
@@ -71,17 +72,61 @@ const (
 	tmHeaders protowire.Number = 15
 )
 
+// taskHeaders are a task's headers (TaskMessage's map field), in a slice:
+// a new task has a handful, which a map would only hash, allocate and sort.
+// It is the carrier the trace propagator injects into.
+type taskHeaders []taskHeader
+
+type taskHeader struct{ k, v string }
+
+// Set sets header k to v.
+func (h *taskHeaders) Set(k, v string) {
+	for i := range *h {
+		if (*h)[i].k == k {
+			(*h)[i].v = v
+			return
+		}
+	}
+	*h = append(*h, taskHeader{k, v})
+}
+
+// Get returns header k, "" when it is not set.
+func (h *taskHeaders) Get(k string) string {
+	for _, e := range *h {
+		if e.k == k {
+			return e.v
+		}
+	}
+	return ""
+}
+
+// Keys returns the names of the headers set.
+func (h *taskHeaders) Keys() []string {
+	keys := make([]string, len(*h))
+	for i, e := range *h {
+		keys[i] = e.k
+	}
+	return keys
+}
+
+// Map returns the headers as asynq's Task has them.
+func (h taskHeaders) Map() map[string]string {
+	m := make(map[string]string, len(h))
+	for _, e := range h {
+		m[e.k] = e.v
+	}
+	return m
+}
+
 // encode returns the protobuf encoding asynq stores in the task hash's
 // "msg" field, fields in number order like the Go protobuf encoder; map
 // entries sorted by key (asynq's own encoder leaves their order random).
 func (t asynqTask) encode() []byte {
-	keys := make([]string, 0, len(t.Headers))
+	slices.SortFunc(t.Headers, func(a, b taskHeader) int { return strings.Compare(a.k, b.k) })
 	size := 32 + len(t.Payload) + len(t.Type) + len(t.ID) + len(t.Queue)
-	for k, v := range t.Headers {
-		keys = append(keys, k)
-		size += 8 + len(k) + len(v)
+	for _, e := range t.Headers {
+		size += 8 + len(e.k) + len(e.v)
 	}
-	slices.Sort(keys)
 	b := make([]byte, 0, size)
 	str := func(n protowire.Number, s string) {
 		if s != "" {
@@ -104,8 +149,8 @@ func (t asynqTask) encode() []byte {
 	str(tmQueue, t.Queue)
 	varint(tmRetry, int64(int32(t.Retry)))
 	varint(tmTimeout, int64(t.Timeout/time.Second))
-	for _, k := range keys {
-		v := t.Headers[k]
+	for _, e := range t.Headers {
+		k, v := e.k, e.v
 		b = protowire.AppendTag(b, tmHeaders, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(2+protowire.SizeBytes(len(k))+protowire.SizeBytes(len(v))))
 		b = protowire.AppendTag(b, 1, protowire.BytesType)

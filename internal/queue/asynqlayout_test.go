@@ -54,7 +54,7 @@ func TestAsynqLayoutCompat(t *testing.T) {
 			if tt.schedule > 0 {
 				nj.ScheduleTime = frozen.Add(tt.schedule)
 			}
-			w := st.newWrite(ctx, nj)
+			w := st.newWrite(ctx, nj, &tenantKeys{})
 			require.NoError(t, st.registerQueue(ctx, nj.Queue))
 			var cmd *redis.Cmd
 			require.NoError(t, st.pipelined(ctx, func(p redis.Pipeliner) { cmd = st.runCreates(ctx, p, []*jobWrite{w}) }))
@@ -70,7 +70,7 @@ func TestAsynqLayoutCompat(t *testing.T) {
 				opts = append(opts, asynq.ProcessAt(w.rec.ScheduleTime))
 			}
 			client := asynq.NewClientFromRedisClient(theirs)
-			_, err = client.EnqueueContext(ctx, asynq.NewTaskWithHeaders(task.Type, task.Payload, task.Headers), opts...)
+			_, err = client.EnqueueContext(ctx, asynq.NewTaskWithHeaders(task.Type, task.Payload, task.Headers.Map()), opts...)
 			require.NoError(t, err)
 
 			want, got := dumpAsynq(t, theirs), dumpAsynq(t, ours)
@@ -90,7 +90,7 @@ func TestAsynqLayoutCompat(t *testing.T) {
 			require.Equal(t, wantState, info.State)
 			require.Equal(t, task.Type, info.Type)
 			require.Equal(t, task.Payload, info.Payload)
-			require.Equal(t, task.Headers, info.Headers)
+			require.Equal(t, task.Headers.Map(), info.Headers)
 			require.Equal(t, asynqRetryBudget, info.MaxRetry)
 			require.Equal(t, 92*time.Second, info.Timeout)
 		})

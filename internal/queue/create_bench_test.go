@@ -24,7 +24,7 @@ func BenchmarkNewWrite(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = st.newWrite(ctx, nj)
+		_ = st.newWrite(ctx, nj, &tenantKeys{})
 	}
 }
 

@@ -29,13 +29,13 @@ func taskPropagator() propagation.TextMapPropagator { return propagation.TraceCo
 
 // annotateTask adds the telemetry headers of a new task: the caller's trace
 // context and when the task is due (its schedule time, or now).
-func annotateTask(ctx context.Context, headers map[string]string, scheduled, now time.Time) {
-	taskPropagator().Inject(ctx, propagation.MapCarrier(headers))
+func annotateTask(ctx context.Context, headers *taskHeaders, scheduled, now time.Time) {
+	taskPropagator().Inject(ctx, headers)
 	due := now
 	if scheduled.After(now) {
 		due = scheduled
 	}
-	headers[headerDue] = strconv.FormatInt(due.UnixMilli(), 10)
+	headers.Set(headerDue, strconv.FormatInt(due.UnixMilli(), 10))
 }
 
 type attemptKey struct{}

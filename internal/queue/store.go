@@ -124,7 +124,7 @@ func (s *Store) Create(ctx context.Context, nj store.NewJob) (rec *store.Record,
 	if err != nil {
 		return nil, false, err
 	}
-	res := s.create(ctx, s.newWrite(ctx, nj))
+	res := s.create(ctx, s.newWrite(ctx, nj, &tenantKeys{}))
 	if res.Err != nil {
 		return nil, false, res.Err
 	}
@@ -220,54 +220,98 @@ func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) erro
 }
 
 // jobWrite is one job of a createScript call: a new job's record, its
-// keys and its part of the script's arguments.
+// keys and its part of the script's arguments. The keys and the fixed
+// arguments are fields that runCreates passes by pointer: go-redis writes a
+// *string, *int or *int64 as the value it points to, and an interface
+// holding a pointer needs no allocation of its own, where boxing each of
+// the 19 values would allocate most of them.
 type jobWrite struct {
-	nj   store.NewJob
-	rec  *store.Record
-	keys []any // strings, boxed once here rather than by go-redis per call
-	args []any
+	nj  store.NewJob
+	rec *store.Record
+
+	keys [6]string // createScript's KEYS of the job, in its order
+
+	// createScript's per-job ARGV (createJobArgs of them), in its order.
+	nExtra    int // len(extra)
+	nowUS     int64
+	idemVal   string
+	msg       argBytes // the asynq task message
+	processAt string
+	state     string
+	timeoutMS int64
+	extra     []any // extra record field names and values
 }
 
-func (s *Store) newWrite(ctx context.Context, nj store.NewJob) *jobWrite {
-	rec := s.newRecord(nj)
-	task := s.task(ctx, rec)
-	q := rec.Queue
-	recKey := jobKey(q, rec.ID)
-	idemKeyName, idemVal := recKey, ""
-	if nj.IdempotencyKey != "" {
-		idemKeyName, idemVal = idemKey(q, nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
+// argBytes is a byte slice go-redis writes through a pointer.
+type argBytes []byte
+
+func (b *argBytes) MarshalBinary() ([]byte, error) { return *b, nil }
+
+// tenantKeys are the keys a job shares with the other jobs of its queue and
+// tenant: a batch's jobs, which mostly share them, build them once.
+type tenantKeys struct{ queue, tenant, index, waiting, pending string }
+
+func (k *tenantKeys) of(q, tenant string) *tenantKeys {
+	if k.queue != q || k.tenant != tenant || k.index == "" {
+		*k = tenantKeys{q, tenant, indexKey(q, tenant), waitingKey(q, tenant), asynqPendingKey(q)}
 	}
-	taskList, processAt := asynqPendingKey(q), ""
+	return k
+}
+
+// newWrite builds the write of a new job; shared holds the keys of the
+// last queue and tenant a write was built for.
+func (s *Store) newWrite(ctx context.Context, nj store.NewJob, shared *tenantKeys) *jobWrite {
+	rec := s.newRecord(nj)
+	q := rec.Queue
+	w := &jobWrite{nj: nj, rec: rec, nowUS: rec.CreateTime.UnixMicro(), state: string(rec.State),
+		timeoutMS: rec.Timeout.Milliseconds(), msg: s.task(ctx, rec).encode()}
+	recKey := jobKey(q, rec.ID)
+	idemKeyName := recKey
+	if nj.IdempotencyKey != "" {
+		idemKeyName, w.idemVal = idemKey(q, nj.Tenant, nj.IdempotencyKey), nj.ID+" "+nj.RequestHash
+	}
+	tk := shared.of(q, rec.Tenant)
+	taskList := tk.pending
 	if rec.State == store.StateScheduled {
 		// asynq schedules with whole-second precision and may release a
 		// task up to a second early; the worker holds it until the exact
 		// time in its header, so jobs start on time.
-		taskList, processAt = asynqScheduledKey(q), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
+		taskList, w.processAt = asynqScheduledKey(q), strconv.FormatInt(rec.ScheduleTime.Unix(), 10)
 	}
-	keys := []any{
-		recKey, indexKey(q, rec.Tenant), waitingKey(q, rec.Tenant), idemKeyName,
-		asynqTaskKey(q, rec.ID), taskList,
-	}
-	// In createScript's order (createJobArgs of them); the first, the
-	// number of extra field arguments, is set once they are known.
-	args := append(make([]any, 0, createJobArgs+8),
-		0, rec.CreateTime.UnixMicro(), idemVal, task.encode(), rec.ID, processAt,
-		rec.Tenant, rec.Type, q, string(rec.State), []byte(rec.Payload), rec.MaxAttempts, rec.Timeout.Milliseconds())
+	w.keys = [6]string{recKey, tk.index, tk.waiting, idemKeyName, asynqTaskKey(q, rec.ID), taskList}
 	if !rec.ScheduleTime.IsZero() {
-		args = append(args, fSchedule, rec.ScheduleTime.UnixMicro())
+		w.extra = append(w.extra, fSchedule, rec.ScheduleTime.UnixMicro())
 	}
 	if len(rec.Labels) > 0 {
 		b, _ := json.Marshal(rec.Labels) // map[string]string always encodes
-		args = append(args, fLabels, b)
+		w.extra = append(w.extra, fLabels, b)
 	}
 	if !rec.RetryPolicy.IsZero() {
-		args = append(args, fRetry, rec.RetryPolicy.String())
+		w.extra = append(w.extra, fRetry, rec.RetryPolicy.String())
 	}
 	if rec.IdempotencyKey != "" {
-		args = append(args, fIdemKey, rec.IdempotencyKey)
+		w.extra = append(w.extra, fIdemKey, rec.IdempotencyKey)
 	}
-	args[0] = len(args) - createJobArgs
-	return &jobWrite{nj: nj, rec: rec, keys: keys, args: args}
+	w.nExtra = len(w.extra)
+	return w
+}
+
+// appendKeys appends the job's createScript keys to a command, as pointers
+// into w.
+func (w *jobWrite) appendKeys(cmd []any) []any {
+	for i := range w.keys {
+		cmd = append(cmd, &w.keys[i])
+	}
+	return cmd
+}
+
+// appendArgs appends the job's createScript arguments to a command, as
+// pointers into w and its record.
+func (w *jobWrite) appendArgs(cmd []any) []any {
+	rec := w.rec
+	cmd = append(cmd, &w.nExtra, &w.nowUS, &w.idemVal, &w.msg, &rec.ID, &w.processAt,
+		&rec.Tenant, &rec.Type, &rec.Queue, &w.state, (*argBytes)(&rec.Payload), &rec.MaxAttempts, &w.timeoutMS)
+	return append(cmd, w.extra...)
 }
 
 // createJobArgs is the number of createScript arguments of a job before
@@ -285,17 +329,17 @@ func (s *Store) runCreates(ctx context.Context, pipe redis.Pipeliner, ws []*jobW
 	// Script.EvalSha would copy both into a new one (and box each key).
 	n, nkeys := 3+5, 0
 	for _, w := range ws {
-		n += len(w.keys) + len(w.args)
+		n += len(w.keys) + createJobArgs + len(w.extra)
 		nkeys += len(w.keys)
 	}
 	cmd := make([]any, 0, n)
 	cmd = append(cmd, "evalsha", createScript.Hash(), nkeys)
 	for _, w := range ws {
-		cmd = append(cmd, w.keys...)
+		cmd = w.appendKeys(cmd)
 	}
 	cmd = append(cmd, s.idemWindow.Milliseconds(), s.maxWaiting, asynqPendingSince(s.now()), ws[0].rec.Queue, wakeChannel)
 	for _, w := range ws {
-		cmd = append(cmd, w.args...)
+		cmd = w.appendArgs(cmd)
 	}
 	return pipe.Do(ctx, cmd...)
 }
@@ -348,17 +392,16 @@ const asynqRetryBudget = 1000
 // task builds the asynq task of a record. Its headers carry ctx's trace
 // context to the worker (see observe.go).
 func (s *Store) task(ctx context.Context, rec *store.Record) asynqTask {
-	headers := map[string]string{
-		headerTimeout: strconv.FormatInt(rec.Timeout.Milliseconds(), 10),
-		headerTenant:  rec.Tenant,
-	}
+	headers := make(taskHeaders, 0, 8)
+	headers.Set(headerTimeout, strconv.FormatInt(rec.Timeout.Milliseconds(), 10))
+	headers.Set(headerTenant, rec.Tenant)
 	if !rec.RetryPolicy.IsZero() {
-		headers[headerRetry] = rec.RetryPolicy.String()
+		headers.Set(headerRetry, rec.RetryPolicy.String())
 	}
 	if rec.State == store.StateScheduled {
-		headers[headerNotBefore] = strconv.FormatInt(rec.ScheduleTime.UnixMicro(), 10)
+		headers.Set(headerNotBefore, strconv.FormatInt(rec.ScheduleTime.UnixMicro(), 10))
 	}
-	annotateTask(ctx, headers, rec.ScheduleTime, s.now())
+	annotateTask(ctx, &headers, rec.ScheduleTime, s.now())
 	return asynqTask{
 		Type:    rec.Type,
 		Payload: rec.Payload,
@@ -380,13 +423,14 @@ func (s *Store) task(ctx context.Context, rec *store.Record) asynqTask {
 func (s *Store) CreateMany(ctx context.Context, jobs []store.NewJob, atomic bool) []store.CreateResult {
 	results := make([]store.CreateResult, len(jobs))
 	writes := make([]*jobWrite, len(jobs))
+	var keys tenantKeys
 	for i, nj := range jobs {
 		nj, err := withID(nj)
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		writes[i] = s.newWrite(ctx, nj)
+		writes[i] = s.newWrite(ctx, nj, &keys)
 	}
 	s.writeAll(ctx, writes, results)
 	for i := range results {

@@ -991,12 +991,12 @@ var File_jobforge_v1_job_proto protoreflect.FileDescriptor
 
 const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\n" +
-	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\r\n" +
+	"\x15jobforge/v1/job.proto\x12\vjobforge.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\r\n" +
 	"\x03Job\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\bR\x04name\x128\n" +
 	"\x04type\x18\x02 \x01(\tB$\xe0A\x02\xe0A\x05\xbaH\x1br\x19\x10\x01\x18@2\x13^[a-z][a-z0-9_.-]*$R\x04type\x12<\n" +
-	"\apayload\x18\x03 \x01(\v2\x17.google.protobuf.StructB\t\xe0A\x05\xbaH\x03\xd8\x01\x03R\apayload\x12:\n" +
-	"\x05queue\x18\x04 \x01(\tB$\xe0A\x01\xe0A\x05\xbaH\x1br\x19\x18@2\x15^([a-z][a-z0-9_-]*)?$R\x05queue\x121\n" +
+	"\apayload\x18\x03 \x01(\v2\x17.google.protobuf.StructB\t\xe0A\x05\xbaH\x03\xd8\x01\x03R\apayload\x12=\n" +
+	"\x05queue\x18\x04 \x01(\tB'\xe0A\x01\xe0A\x05\xbaH\x1e\xd8\x01\x01r\x19\x18@2\x15^([a-z][a-z0-9_-]*)?$R\x05queue\x121\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x16.jobforge.v1.Job.StateB\x03\xe0A\x03R\x05state\x12<\n" +
 	"\bprogress\x18\x06 \x01(\v2\x15.jobforge.v1.ProgressB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\bprogress\x129\n" +
 	"\x06result\x18\a \x01(\v2\x16.google.protobuf.ValueB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\x06result\x126\n" +
@@ -1017,8 +1017,8 @@ const file_jobforge_v1_job_proto_rawDesc = "" +
 	"\vexpire_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\n" +
 	"expireTime\x12T\n" +
 	"\x0eschedule_delay\x18\x13 \x01(\v2\x19.google.protobuf.DurationB\x12\xe0A\x04\xbaH\f\xaa\x01\t\"\x05\b\x80\x8a\x8a\x0f2\x00R\rscheduleDelay\x12@\n" +
-	"\fretry_policy\x18\x14 \x01(\v2\x18.jobforge.v1.RetryPolicyB\x03\xe0A\x01R\vretryPolicy\x12N\n" +
-	"\x0fidempotency_key\x18\x15 \x01(\tB%\xe0A\x01\xe0A\x05\xbaH\x1cr\x1a\x18\x80\x012\x15^([A-Za-z0-9._:-]+)?$R\x0eidempotencyKey\x12G\n" +
+	"\fretry_policy\x18\x14 \x01(\v2\x18.jobforge.v1.RetryPolicyB\x03\xe0A\x01R\vretryPolicy\x12Q\n" +
+	"\x0fidempotency_key\x18\x15 \x01(\tB(\xe0A\x01\xe0A\x05\xbaH\x1f\xd8\x01\x01r\x1a\x18\x80\x012\x15^([A-Za-z0-9._:-]+)?$R\x0eidempotencyKey\x12G\n" +
 	"\x0eattempt_errors\x18\x16 \x03(\v2\x15.jobforge.v1.JobErrorB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\rattemptErrors\x12H\n" +
 	"\fcancellation\x18\x17 \x01(\v2\x19.jobforge.v1.CancellationB\t\xe0A\x03\xbaH\x03\xd8\x01\x03R\fcancellation\x12(\n" +
 	"\rlost_attempts\x18\x18 \x01(\x05B\x03\xe0A\x03R\flostAttempts\x1a9\n" +
