@@ -95,3 +95,53 @@ func TestConcurrentCreates(t *testing.T) {
 	wg.Wait()
 	require.EqualValues(t, 50, refused.Load())
 }
+
+// sendTwice sends every script pipeline twice, as go-redis does when the
+// connection fails after Redis ran the pipeline but before the replies
+// came; the commands keep the second run's replies.
+type sendTwice struct{}
+
+func (sendTwice) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (sendTwice) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (sendTwice) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := next(ctx, cmds); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestCreateSentTwice checks that a create pipeline sent twice writes each
+// job once: single and batched creates, new ids and a caller's id. (The
+// second run finds the records of the first, so a job reads as existing.)
+func TestCreateSentTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := connectDB(t)
+	rdb.AddHook(sendTwice{})
+	st := NewStore(rdb, slogDiscard())
+	nj := func(id string) store.NewJob {
+		return store.NewJob{ID: id, Tenant: "t", Type: "simulate", Queue: "default", Payload: json.RawMessage(`{}`),
+			MaxAttempts: 1, Timeout: time.Minute}
+	}
+	var ids []string
+	rec, _, err := st.Create(ctx, nj(""))
+	require.NoError(t, err)
+	ids = append(ids, rec.ID)
+	for _, res := range st.CreateMany(ctx, []store.NewJob{nj(""), nj("given-id"), nj("")}, false) {
+		require.NoError(t, res.Err)
+		ids = append(ids, res.Record.ID)
+	}
+	require.Contains(t, ids, "given-id")
+	require.Len(t, ids, 4)
+
+	require.ElementsMatch(t, ids, rdb.LRange(ctx, asynqPendingKey("default"), 0, -1).Val(), "each job's task queued once")
+	require.ElementsMatch(t, ids, rdb.ZRange(ctx, indexKey("default", "t"), 0, -1).Val())
+	require.ElementsMatch(t, ids, rdb.ZRange(ctx, waitingKey("default", "t"), 0, -1).Val())
+	for _, id := range ids {
+		got, err := st.Get(ctx, "t", id)
+		require.NoError(t, err)
+		require.Equal(t, store.StatePending, got.State)
+	}
+}
