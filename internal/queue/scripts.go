@@ -84,12 +84,14 @@ var (
 	// queue there once, in the same round trip: see wakeup.go); then per
 	// job (createJobArgs): n (the number of extra record field arguments),
 	// now_us, idempotency value ("" for none), task message, job id,
-	// process-at Unix seconds ("" to run now), the record's tenant, type,
-	// queue, state, payload, max_attempts and timeout_ms; then n extra field
-	// names and values (schedule, labels, retry policy, idempotency key).
-	// The fixed record fields are named here, not sent: each argument costs
-	// Redis a Lua string and the API a RESP write (record.go has the names;
-	// the store's tests read every field back).
+	// process-at Unix seconds ("" to run now: the job is PENDING, else
+	// SCHEDULED), the record's tenant, type, payload, max_attempts and
+	// timeout_ms; then n extra field names and values (schedule, labels,
+	// retry policy, idempotency key). The fixed record fields are named
+	// here, not sent, and what the script can derive (the queue, the state)
+	// is not sent either: each argument costs Redis a Lua string and the
+	// API a RESP write (record.go has the names; the store's tests read
+	// every field back).
 	// Returns one reply per job: 1 when created, 0 when the id exists
 	// already (deterministic ids: schedules), the key's value "<job id>
 	// <request hash>" when the idempotency key is taken, 3 when the quota
@@ -129,9 +131,9 @@ for k = 0, #KEYS - 1, 6 do
   if not r then
     local id, now, at = ARGV[a+4], ARGV[a+1], ARGV[a+5]
     if idem ~= '' then call('SET', KEYS[k+4], idem, 'PX', ARGV[1]) end
-    call('HSET', KEYS[k+1], 'tenant', ARGV[a+6], 'type', ARGV[a+7], 'queue', ARGV[a+8], 'state', ARGV[a+9],
-      'payload', ARGV[a+10], 'max_attempts', ARGV[a+11], 'attempts', '0', 'timeout_ms', ARGV[a+12],
-      'create_us', now, 'update_us', now, unpack(ARGV, a+13, a+12+n))
+    call('HSET', KEYS[k+1], 'tenant', ARGV[a+6], 'type', ARGV[a+7], 'queue', ARGV[4],
+      'state', at == '' and 'PENDING' or 'SCHEDULED', 'payload', ARGV[a+8], 'max_attempts', ARGV[a+9],
+      'attempts', '0', 'timeout_ms', ARGV[a+10], 'create_us', now, 'update_us', now, unpack(ARGV, a+11, a+10+n))
     add(znx, KEYS[k+2], now, id)
     add(znx, wk, now, id)
     if waiting[wk] then waiting[wk] = waiting[wk] + 1 end

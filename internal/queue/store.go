@@ -224,7 +224,7 @@ func (s *Store) pipelined(ctx context.Context, build func(redis.Pipeliner)) erro
 // arguments are fields that runCreates passes by pointer: go-redis writes a
 // *string, *int or *int64 as the value it points to, and an interface
 // holding a pointer needs no allocation of its own, where boxing each of
-// the 19 values would allocate most of them.
+// the 17 values would allocate most of them.
 type jobWrite struct {
 	nj  store.NewJob
 	rec *store.Record
@@ -237,7 +237,6 @@ type jobWrite struct {
 	idemVal   string
 	msg       argBytes // the asynq task message
 	processAt string
-	state     string
 	timeoutMS int64
 	extra     []any // extra record field names and values
 }
@@ -263,7 +262,7 @@ func (k *tenantKeys) of(q, tenant string) *tenantKeys {
 func (s *Store) newWrite(ctx context.Context, nj store.NewJob, shared *tenantKeys) *jobWrite {
 	rec := s.newRecord(nj)
 	q := rec.Queue
-	w := &jobWrite{nj: nj, rec: rec, nowUS: rec.CreateTime.UnixMicro(), state: string(rec.State),
+	w := &jobWrite{nj: nj, rec: rec, nowUS: rec.CreateTime.UnixMicro(),
 		timeoutMS: rec.Timeout.Milliseconds(), msg: s.task(ctx, rec).encode()}
 	recKey := jobKey(q, rec.ID)
 	idemKeyName := recKey
@@ -310,13 +309,13 @@ func (w *jobWrite) appendKeys(cmd []any) []any {
 func (w *jobWrite) appendArgs(cmd []any) []any {
 	rec := w.rec
 	cmd = append(cmd, &w.nExtra, &w.nowUS, &w.idemVal, &w.msg, &rec.ID, &w.processAt,
-		&rec.Tenant, &rec.Type, &rec.Queue, &w.state, (*argBytes)(&rec.Payload), &rec.MaxAttempts, &w.timeoutMS)
+		&rec.Tenant, &rec.Type, (*argBytes)(&rec.Payload), &rec.MaxAttempts, &w.timeoutMS)
 	return append(cmd, w.extra...)
 }
 
 // createJobArgs is the number of createScript arguments of a job before
 // its extra record fields.
-const createJobArgs = 13
+const createJobArgs = 11
 
 // maxJobsPerCreateCall caps the jobs of one createScript call, so that one
 // call holds Redis for a millisecond or two, not longer.
