@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -32,12 +31,12 @@ const (
 )
 
 // observability instruments both transports of the server: RPC metrics
-// (go-grpc-middleware's Prometheus provider) as the outermost interceptor,
+// (rpcmetrics.go) as the outermost interceptor,
 // so they see the final status code; OpenTelemetry spans from a stats
 // handler on the gRPC server and on the in-process channel; and, for REST,
 // an HTTP server span whose context the gateway hands on as gRPC metadata.
 type observability struct {
-	rpc        *grpcprom.ServerMetrics // nil without a registry
+	rpc        *rpcMetrics // nil without a registry
 	httpCount  *prometheus.CounterVec
 	httpTime   *prometheus.HistogramVec
 	tp         trace.TracerProvider
@@ -52,11 +51,7 @@ func newObservability(reg prometheus.Registerer, tp trace.TracerProvider) (*obse
 	if reg == nil {
 		return o, nil
 	}
-	o.rpc = grpcprom.NewServerMetrics(
-		grpcprom.WithContextLabels("transport"),
-		grpcprom.WithServerHandlingTimeHistogram(grpcprom.WithHistogramBuckets(
-			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})),
-	)
+	o.rpc = newRPCMetrics([]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30})
 	o.httpCount = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "jobforge", Name: "http_requests_total",
 		Help: "HTTP requests on the public port by handler (api, docs, monitoring), method and status code.",
@@ -74,14 +69,6 @@ func newObservability(reg prometheus.Registerer, tp trace.TracerProvider) (*obse
 	return o, nil
 }
 
-func (o *observability) rpcOptions(transport string) []grpcprom.Option {
-	labels := prometheus.Labels{"transport": transport}
-	return []grpcprom.Option{
-		grpcprom.WithLabelsFromContext(func(context.Context) prometheus.Labels { return labels }),
-		grpcprom.WithExemplarFromContext(exemplar),
-	}
-}
-
 // unary is the metrics interceptor of a transport.
 func (o *observability) unary(transport string) grpc.UnaryServerInterceptor {
 	if o.rpc == nil {
@@ -89,7 +76,7 @@ func (o *observability) unary(transport string) grpc.UnaryServerInterceptor {
 			return h(ctx, req)
 		}
 	}
-	return o.rpc.UnaryServerInterceptor(o.rpcOptions(transport)...)
+	return o.rpc.unary(transport)
 }
 
 // stream is the metrics interceptor of a transport.
@@ -99,7 +86,7 @@ func (o *observability) stream(transport string) grpc.StreamServerInterceptor {
 			return h(srv, ss)
 		}
 	}
-	return o.rpc.StreamServerInterceptor(o.rpcOptions(transport)...)
+	return o.rpc.stream(transport)
 }
 
 // exemplar attaches the trace id of a sampled request to its metrics.
