@@ -49,18 +49,34 @@ type queuedCreate struct {
 // create writes w together with the creates queued at the same moment and
 // returns its result. A caller whose context ends stops waiting; its write
 // may still happen, as a request that timed out after reaching Redis.
+//
+// The create that finds a pipeline free sends it itself, with the creates
+// queued by then, so that a create alone hands nothing to another goroutine
+// (a goroutine's start and two wake-ups cost more than the rest of the
+// hand-off); the creates queued meanwhile go in the next pipeline, sent by a
+// goroutine of their own.
 func (s *Store) create(ctx context.Context, w *jobWrite) store.CreateResult {
 	q := &queuedCreate{w: w, at: time.Now(), done: make(chan struct{})}
 	c := &s.creates
 	c.mu.Lock()
 	c.waiting = append(c.waiting, q)
-	start := c.inflight < maxCreatePipelines
-	if start {
+	lead := c.inflight < maxCreatePipelines
+	if lead {
 		c.inflight++
 	}
 	c.mu.Unlock()
-	if start {
-		go s.sendCreates(context.WithoutCancel(ctx))
+	if lead {
+		ctx := context.WithoutCancel(ctx) // the pipeline carries other creates
+		batch := s.nextCreates()
+		for batch != nil && !isClosed(q.done) {
+			s.sendCreates(ctx, batch)
+			batch = s.nextCreates()
+		}
+		if batch != nil {
+			go s.sendAllCreates(ctx, batch)
+		}
+		<-q.done // sent by this call, or by another pipeline already under way
+		return q.res
 	}
 	select {
 	case <-q.done:
@@ -70,38 +86,56 @@ func (s *Store) create(ctx context.Context, w *jobWrite) store.CreateResult {
 	}
 }
 
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 var errCreateQueueWait = &unavailableError{errors.New("write job: Redis is slow to answer; not sent")}
 
-// sendCreates sends the queued creates, a pipeline at a time, until none
-// is left.
-func (s *Store) sendCreates(ctx context.Context) {
+// nextCreates takes the next creates to send; when none is queued, it
+// returns nil and gives the pipeline up.
+func (s *Store) nextCreates() []*queuedCreate {
 	c := &s.creates
-	for {
-		c.mu.Lock()
-		n := min(len(c.waiting), maxCreateBatch)
-		if n == 0 {
-			c.inflight--
-			c.mu.Unlock()
-			return
-		}
-		batch := c.waiting[:n:n]
-		c.waiting = c.waiting[n:]
-		c.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := min(len(c.waiting), maxCreateBatch)
+	if n == 0 {
+		c.inflight--
+		return nil
+	}
+	batch := c.waiting[:n:n]
+	c.waiting = c.waiting[n:]
+	return batch
+}
 
-		writes := make([]*jobWrite, n)
-		results := make([]store.CreateResult, n)
-		now := time.Now()
-		for i, q := range batch {
-			if now.Sub(q.at) > maxCreateQueueWait {
-				results[i].Err = errCreateQueueWait
-				continue
-			}
-			writes[i] = q.w
+// sendAllCreates sends batch, then the creates queued meanwhile, a
+// pipeline at a time, until none is left.
+func (s *Store) sendAllCreates(ctx context.Context, batch []*queuedCreate) {
+	for ; batch != nil; batch = s.nextCreates() {
+		s.sendCreates(ctx, batch)
+	}
+}
+
+// sendCreates writes batch in one pipeline and answers its creates.
+func (s *Store) sendCreates(ctx context.Context, batch []*queuedCreate) {
+	writes := make([]*jobWrite, len(batch))
+	results := make([]store.CreateResult, len(batch))
+	now := time.Now()
+	for i, q := range batch {
+		if now.Sub(q.at) > maxCreateQueueWait {
+			results[i].Err = errCreateQueueWait
+			continue
 		}
-		s.writeAll(ctx, writes, results)
-		for i, q := range batch {
-			q.res = results[i]
-			close(q.done)
-		}
+		writes[i] = q.w
+	}
+	s.writeAll(ctx, writes, results)
+	for i, q := range batch {
+		q.res = results[i]
+		close(q.done)
 	}
 }
