@@ -69,7 +69,7 @@ func (i *interceptors) begin(ctx context.Context) context.Context {
 	if id == "" {
 		id = newRequestID()
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
+	_ = grpc.SetHeader(ctx, metadata.MD{requestIDHeader: {id}}) // the key is lower case already: no Pairs
 	return context.WithValue(ctx, requestIDKey{}, id)
 }
 
