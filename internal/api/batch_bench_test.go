@@ -44,6 +44,30 @@ func BenchmarkBatchCreateJobs(b *testing.B) {
 	b.ReportMetric(float64((processCPU(b)-before).Nanoseconds())/float64(b.N*len(req.Requests))/1e3, "cpu-µs/job")
 }
 
+// BenchmarkCreateJob sends minimal CreateJob calls over gRPC from 64
+// goroutines to an API server in this process on a redis-server of its
+// own, like B1 at c=64: the API's and its client's work per create, and
+// their allocations.
+func BenchmarkCreateJob(b *testing.B) {
+	s := newStack(b, redistest.NewServer(b).URL(0), queue.StoreOptions{MaxWaitingPerTenant: 1 << 30})
+	srv := s.serve(b, api.Options{})
+	client := jobforgev1.NewJobServiceClient(dial(b, srv.GRPCAddr()))
+	req := &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{Type: "simulate", Payload: &structpb.Struct{}}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 goroutines on 2 cores
+	before := processCPU(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := client.CreateJob(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64((processCPU(b)-before).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/job")
+}
+
 // processCPU is the CPU time this process used so far (user and system):
 // the API server's and its client's.
 func processCPU(tb testing.TB) time.Duration {
