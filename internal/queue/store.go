@@ -231,7 +231,8 @@ type jobWrite struct {
 
 	keys [6]string // createScript's KEYS of the job, in its order
 
-	// createScript's per-job ARGV (createJobArgs of them), in its order.
+	// createScript's per-job arguments that are not record fields
+	// (appendArgs lists all createJobArgs of them in the script's order).
 	nExtra    int // len(extra)
 	nowUS     int64
 	idemVal   string
