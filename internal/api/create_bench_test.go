@@ -12,16 +12,17 @@ import (
 	"github.com/jobforge/jobforge/internal/api"
 	"github.com/jobforge/jobforge/internal/queue"
 	"github.com/jobforge/jobforge/internal/redistest"
+	"github.com/jobforge/jobforge/internal/telemetry"
 )
 
 // BenchmarkBatchCreateJobs sends batches of 100 minimal jobs over gRPC to
-// an API server in this process (its interceptors: validation, metrics,
-// the audit line) on a redis-server of its own: the API's and its client's
+// an API server in this process (its interceptors: validation, RPC
+// metrics, the audit line; no authentication) on a redis-server of its own: the API's and its client's
 // work per batch, and their allocations, without the machine's other
 // processes in the figure (Redis's share is its wait, not its CPU).
 func BenchmarkBatchCreateJobs(b *testing.B) {
 	s := newStack(b, redistest.NewServer(b).URL(0), queue.StoreOptions{MaxWaitingPerTenant: 1 << 30})
-	srv := s.serve(b, api.Options{})
+	srv := s.serve(b, api.Options{Metrics: telemetry.NewRegistry()})
 	client := jobforgev1.NewJobServiceClient(dial(b, srv.GRPCAddr()))
 	req := &jobforgev1.BatchCreateJobsRequest{}
 	for range 100 {
@@ -50,7 +51,7 @@ func BenchmarkBatchCreateJobs(b *testing.B) {
 // their allocations.
 func BenchmarkCreateJob(b *testing.B) {
 	s := newStack(b, redistest.NewServer(b).URL(0), queue.StoreOptions{MaxWaitingPerTenant: 1 << 30})
-	srv := s.serve(b, api.Options{})
+	srv := s.serve(b, api.Options{Metrics: telemetry.NewRegistry()})
 	client := jobforgev1.NewJobServiceClient(dial(b, srv.GRPCAddr()))
 	req := &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{Type: "simulate", Payload: &structpb.Struct{}}}
 	ctx := context.Background()

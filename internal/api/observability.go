@@ -31,10 +31,12 @@ const (
 )
 
 // observability instruments both transports of the server: RPC metrics
-// (rpcmetrics.go) as the outermost interceptor,
-// so they see the final status code; OpenTelemetry spans from a stats
-// handler on the gRPC server and on the in-process channel; and, for REST,
-// an HTTP server span whose context the gateway hands on as gRPC metadata.
+// (rpcmetrics.go) as the outermost interceptor, so they see the final
+// status code; with tracing configured, OpenTelemetry spans from a stats
+// handler on the gRPC server and on the in-process channel (without, an
+// interceptor only carries the caller's trace context on to the jobs); and,
+// for REST, an HTTP server span whose context the gateway hands on as gRPC
+// metadata.
 type observability struct {
 	rpc        *rpcMetrics // nil without a registry
 	httpCount  *prometheus.CounterVec

@@ -95,14 +95,21 @@ var (
 // Authenticator checks bearer credentials against API keys and, when
 // configured, JWTs.
 type Authenticator struct {
-	keys map[string]Key // by id
+	keys map[string]storedKey // by id
 	jwt  *JWTVerifier
 	now  func() time.Time
 }
 
+// storedKey is a Key with its hash decoded once, when the Authenticator
+// is built, rather than on every request.
+type storedKey struct {
+	Key
+	sum [sha256.Size]byte
+}
+
 // New returns an Authenticator for keys and an optional JWT verifier.
 func New(keys []Key, jwt *JWTVerifier) (*Authenticator, error) {
-	a := &Authenticator{keys: map[string]Key{}, jwt: jwt, now: time.Now}
+	a := &Authenticator{keys: map[string]storedKey{}, jwt: jwt, now: time.Now}
 	for _, k := range keys {
 		if err := k.validate(); err != nil {
 			return nil, err
@@ -110,7 +117,9 @@ func New(keys []Key, jwt *JWTVerifier) (*Authenticator, error) {
 		if _, dup := a.keys[k.ID]; dup {
 			return nil, fmt.Errorf("api key %q defined twice", k.ID)
 		}
-		a.keys[k.ID] = k
+		sk := storedKey{Key: k}
+		_, _ = hex.Decode(sk.sum[:], []byte(k.SHA256)) // validate checked: 64 hex digits
+		a.keys[k.ID] = sk
 	}
 	return a, nil
 }
@@ -139,10 +148,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string) (*Princ
 // dev key) against every key's hash, in constant time per key.
 func (a *Authenticator) checkOpaque(token string) (*Principal, error) {
 	sum := sha256.Sum256([]byte(token))
-	var match *Key
+	var match *storedKey
 	for _, k := range a.keys {
-		want, _ := hex.DecodeString(k.SHA256)
-		if subtle.ConstantTimeCompare(sum[:], want) == 1 {
+		if subtle.ConstantTimeCompare(sum[:], k.sum[:]) == 1 {
 			match = &k
 		}
 	}
@@ -193,13 +201,9 @@ func (a *Authenticator) checkKey(token string) (*Principal, error) {
 	if !ok {
 		return nil, errInvalid
 	}
-	k, found := a.keys[id]
+	k, found := a.keys[id] // the zero key's sum when not found: compare anyway, same time either way
 	sum := sha256.Sum256([]byte(token))
-	var want [sha256.Size]byte // all zero unless found: compare anyway, same time either way
-	if found {
-		_, _ = hex.Decode(want[:], []byte(k.SHA256))
-	}
-	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 || !found {
+	if subtle.ConstantTimeCompare(sum[:], k.sum[:]) != 1 || !found {
 		return nil, errInvalid
 	}
 	if k.Expires != nil && !a.now().Before(*k.Expires) {

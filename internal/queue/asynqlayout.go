@@ -120,7 +120,8 @@ func (h taskHeaders) Map() map[string]string {
 
 // encode returns the protobuf encoding asynq stores in the task hash's
 // "msg" field, fields in number order like the Go protobuf encoder; map
-// entries sorted by key (asynq's own encoder leaves their order random).
+// entries sorted by key (asynq's own encoder leaves their order random),
+// which sorts t.Headers in place.
 func (t asynqTask) encode() []byte {
 	slices.SortFunc(t.Headers, func(a, b taskHeader) int { return strings.Compare(a.k, b.k) })
 	size := 32 + len(t.Payload) + len(t.Type) + len(t.ID) + len(t.Queue)
