@@ -9,7 +9,9 @@ GO        ?= go
 GOTOOLCHAIN ?= auto
 export GOTOOLCHAIN
 BIN       := $(CURDIR)/bin
-GOTESTFLAGS ?= -race -count=1 -timeout 15m
+# -pgo=off: tests need not pay for building with cmd/*/default.pgo (see
+# `make pgo`); only what is shipped and benchmarked is built with it.
+GOTESTFLAGS ?= -race -count=1 -timeout 15m -pgo=off
 
 # Pinned code generation tools (see scripts/gen-proto.sh).
 PROTOC_GEN_GO_VERSION       := v1.36.12
@@ -33,8 +35,8 @@ run: ## Run the whole system in one process: API + in-process worker (embedded s
 	$(GO) run ./cmd/jobforge-dev
 
 .PHONY: build
-build: ## Build bin/api, bin/worker, bin/jobforge-dev, bin/jobctl.
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/jobforge-dev ./cmd/jobctl
+build: ## Build bin/api, bin/worker, bin/jobforge-dev, bin/jobctl (profile-guided: see `make pgo`).
+	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/jobforge-dev ./cmd/jobctl
 
 .PHONY: deps
 deps: ## Install the system packages tests need (redis-server, protoc, chromium, Python gRPC) when missing.
@@ -123,7 +125,7 @@ k8s: ## Render deploy/k8s/overlays/OVERLAY (default dev) with IMAGE=name:tag or 
 test-faults: ## Fault tests: real binaries, real redis-server with AOF, killed and restarted under load (~8 min)
 	@command -v redis-server >/dev/null || $(MAKE) deps
 	$(GO) vet -tags faults ./test/faults/
-	$(GO) test -tags faults -race -count=1 -timeout 12m -v ./test/faults/
+	$(GO) test -tags faults -race -count=1 -timeout 12m -pgo=off -v ./test/faults/
 
 .PHONY: test-browser
 test-browser: deps ## Only the browser test: /docs and /monitoring in headless Chromium; screenshots in out/browser (or $$ARTIFACTS_DIR).
@@ -153,9 +155,29 @@ BENCH_FLAGS ?=
 .PHONY: bench
 bench: ## Benchmarks B1-B9 against raw asynq in the same run (real redis-server, api, worker, remote workers); ~4-5 min.
 	@command -v redis-server >/dev/null || $(MAKE) deps
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
+	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
 	BENCH_COMMAND="make bench$(if $(BENCH), BENCH=$(BENCH))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" \
 	  $(BIN)/loadgen -bin $(BIN) -out $(BENCH_OUT) $(if $(BENCH),-only $(BENCH)) $(BENCH_FLAGS)
+
+# Profile-guided optimisation: cmd/api/default.pgo and cmd/worker/default.pgo
+# are one file, the CPU profiles of the api and the worker under the
+# benchmark suite's create and drain loads, merged. A plain `go build` of
+# either command uses its copy by itself; the builds here name one copy for
+# every command, so that the commands share their compiled dependencies (two
+# profile files would compile them twice). Refresh the profile after a large
+# change on the hot path (docs/benchmarks.md, Profile-guided optimisation).
+PGO_PROFILE := cmd/api/default.pgo
+PGO_BENCH := -only B1,B2,B3,B5 -concurrency 16,64 -batch-sizes 10,100 -worker-procs 1 -duration 9s
+
+.PHONY: pgo
+pgo: ## Refresh cmd/api/default.pgo and cmd/worker/default.pgo from CPU profiles taken during a benchmark run (~2 min).
+	@command -v redis-server >/dev/null || $(MAKE) deps
+	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(BIN)/loadgen -bin $(BIN) -out $$tmp/out -logs $$tmp/logs -pprof-dir $$tmp/pprof $(PGO_BENCH) >/dev/null && \
+	$(GO) tool pprof -proto $$tmp/pprof/*.pprof > $$tmp/default.pgo && \
+	cp $$tmp/default.pgo cmd/api/default.pgo && cp $$tmp/default.pgo cmd/worker/default.pgo && \
+	ls $$tmp/pprof && echo "wrote cmd/api/default.pgo and cmd/worker/default.pgo"
 
 .PHONY: lint
 lint: ## go vet + gofmt check.

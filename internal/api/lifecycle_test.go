@@ -225,6 +225,10 @@ func TestIdempotency(t *testing.T) {
 	again := b.create(t, `{"type":"simulate","idempotencyKey":"order-42","payload":{"outcome":"succeed"}}`)
 	require.Equal(t, first["name"], again["name"])
 	require.Equal(t, "order-42", again["idempotencyKey"])
+	// The payload answered: the request's for the new job, the stored one's
+	// for the job that existed.
+	require.Equal(t, map[string]any{"outcome": "succeed"}, first["payload"])
+	require.Equal(t, map[string]any{"outcome": "succeed"}, again["payload"])
 
 	code, body, _ := b.do(t, "POST", "/v1/jobs", `{"type":"simulate","idempotencyKey":"order-42","payload":{"outcome":"fail"}}`)
 	require.Equal(t, http.StatusConflict, code)

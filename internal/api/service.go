@@ -112,13 +112,17 @@ func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobReques
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := s.store.Create(ctx, nj)
+	rec, existed, err := s.store.Create(ctx, nj)
 	if err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
-	s.log.InfoContext(ctx, "audit: job created", "principal", principalOf(ctx), "tenant", nj.Tenant,
-		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
-	return toProto(rec)
+	audit(ctx, s.log, "audit: job created", slog.String("principal", principalOf(ctx)), slog.String("tenant", nj.Tenant),
+		slog.String("job_id", rec.ID), slog.String("type", rec.Type), slog.String("queue", rec.Queue))
+	var sent *structpb.Struct
+	if !existed { // as in BatchCreateJobs: a job created before may hold another payload
+		sent = j.GetPayload()
+	}
+	return toProtoPayload(rec, sent)
 }
 
 // ValidateJob validates a job (or job template) like CreateJob does and
@@ -356,8 +360,8 @@ func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCrea
 		}
 		results[i] = &jobforgev1.BatchCreateJobResult{Job: j}
 	}
-	s.log.InfoContext(ctx, "audit: jobs created in batch", "principal", principalOf(ctx), "tenant", tenantOf(ctx),
-		"requested", n, "created", len(valid))
+	audit(ctx, s.log, "audit: jobs created in batch", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenantOf(ctx)),
+		slog.Int("requested", n), slog.Int("created", len(valid)))
 	return &jobforgev1.BatchCreateJobsResponse{Results: results}, nil
 }
 
@@ -379,8 +383,8 @@ func (s *Service) CancelJob(ctx context.Context, req *jobforgev1.CancelJobReques
 	if err != nil {
 		return nil, notFound(req.GetName(), err)
 	}
-	s.log.InfoContext(ctx, "audit: job cancelled", "principal", principalOf(ctx), "tenant", tenant,
-		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
+	audit(ctx, s.log, "audit: job cancelled", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenant),
+		slog.String("job_id", rec.ID), slog.String("type", rec.Type), slog.String("queue", rec.Queue))
 	return toProto(rec)
 }
 
@@ -391,8 +395,8 @@ func (s *Service) RetryJob(ctx context.Context, req *jobforgev1.RetryJobRequest)
 	if err != nil {
 		return nil, notFound(req.GetName(), err)
 	}
-	s.log.InfoContext(ctx, "audit: job retried", "principal", principalOf(ctx), "tenant", tenant,
-		"job_id", rec.ID, "type", rec.Type, "queue", rec.Queue)
+	audit(ctx, s.log, "audit: job retried", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenant),
+		slog.String("job_id", rec.ID), slog.String("type", rec.Type), slog.String("queue", rec.Queue))
 	return toProto(rec)
 }
 
