@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jobforge/jobforge/internal/freeport"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -125,14 +126,7 @@ func (p *proc) cpuTime() (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return freeport.Loopback() }
 
 func freeAddr() (string, error) {
 	p, err := freePort()
