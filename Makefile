@@ -165,12 +165,12 @@ bench: ## Benchmarks B1-B9 against raw asynq in the same run (real redis-server,
 # either command uses its copy by itself; the builds here name one copy for
 # every command, so that the commands share their compiled dependencies (two
 # profile files would compile them twice). Refresh the profile after a large
-# change on the hot path (docs/benchmarks.md, Profile-guided optimisation).
+# change on the hot path (docs/benchmarks.md, "Profile-guided builds").
 PGO_PROFILE := cmd/api/default.pgo
 PGO_BENCH := -only B1,B2,B3,B5 -concurrency 16,64 -batch-sizes 10,100 -worker-procs 1 -duration 9s
 
 .PHONY: pgo
-pgo: ## Refresh cmd/api/default.pgo and cmd/worker/default.pgo from CPU profiles taken during a benchmark run (~2 min).
+pgo: ## Refresh cmd/api/default.pgo and cmd/worker/default.pgo from CPU profiles taken during a benchmark run (~3 min).
 	@command -v redis-server >/dev/null || $(MAKE) deps
 	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
