@@ -125,14 +125,14 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	inproc := (&inprocgrpc.Channel{}).
-		WithServerUnaryInterceptor(chainUnary(obs.traceUnary(), obs.unary(transportHTTP), ic.unary)).
-		WithServerStreamInterceptor(chainStream(obs.traceStream(), obs.stream(transportHTTP), ic.stream))
+	var stats func(*inprocgrpc.Channel) *inprocgrpc.Channel
 	if obs.tracing() {
-		inproc = inproc.WithServerStatsHandler(obs.statsHandler())
+		stats = func(ch *inprocgrpc.Channel) *inprocgrpc.Channel { return ch.WithServerStatsHandler(obs.statsHandler()) }
 	}
-	jobforgev1.RegisterJobServiceServer(inproc, svc)
-	for _, r := range []grpc.ServiceRegistrar{s.grpc, inproc} {
+	conn := newInprocConn(chainUnary(obs.traceUnary(), obs.unary(transportHTTP), ic.unary),
+		chainStream(obs.traceStream(), obs.stream(transportHTTP), ic.stream), stats)
+	jobforgev1.RegisterJobServiceServer(conn, svc)
+	for _, r := range []grpc.ServiceRegistrar{s.grpc, conn} {
 		if opts.QueueService != nil {
 			jobforgev1.RegisterQueueServiceServer(r, opts.QueueService)
 		}
@@ -141,9 +141,9 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 		}
 	}
 
-	// REST calls go through conn, not the bare channel: a refusal must
-	// reach the client as itself, not as a 500 (see inprocConn).
-	conn := inprocConn{inproc}
+	// REST calls go through conn, not the bare channel: unary calls run on
+	// the caller's goroutine, and a refusal must reach the client as itself,
+	// not as a 500 (see inprocConn).
 	gw, err := newGateway(conn, opts, obs)
 	if err != nil {
 		return nil, err
