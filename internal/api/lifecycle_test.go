@@ -316,6 +316,30 @@ func TestBatchCreate(t *testing.T) {
 	}
 	require.Len(t, seen, 1000)
 
+	// Invalid items among chunks written while later ones are checked:
+	// every answer stays at its item.
+	mixed := &jobforgev1.BatchCreateJobsRequest{}
+	for i := range 200 {
+		typ := "simulate"
+		if i%67 == 0 || i == 64 || i == 199 {
+			typ = "nope"
+		}
+		mixed.Requests = append(mixed.Requests, &jobforgev1.CreateJobRequest{Job: &jobforgev1.Job{
+			Type: typ, Labels: map[string]string{"batch": "mixed", "i": fmt.Sprint(i)},
+		}})
+	}
+	out, err = b.client.BatchCreateJobs(ctx, mixed)
+	require.NoError(t, err)
+	require.Len(t, out.GetResults(), 200)
+	for i, r := range out.GetResults() {
+		if mixed.GetRequests()[i].GetJob().GetType() == "nope" {
+			require.Contains(t, r.GetError().GetMessage(), fmt.Sprintf("requests[%d].job.type", i))
+			continue
+		}
+		require.Nil(t, r.GetError(), "item %d", i)
+		require.Equal(t, fmt.Sprint(i), r.GetJob().GetLabels()["i"], "results in request order")
+	}
+
 	big.Requests = append(big.Requests, big.Requests[0])
 	_, err = b.client.BatchCreateJobs(ctx, big)
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "more than 1000 items")
