@@ -126,10 +126,8 @@ func (p *proc) cpuTime() (time.Duration, error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
 }
 
-func freePort() (int, error) { return freeport.Loopback() }
-
 func freeAddr() (string, error) {
-	p, err := freePort()
+	p, err := freeport.Loopback()
 	if err != nil {
 		return "", err
 	}
@@ -139,7 +137,7 @@ func freeAddr() (string, error) {
 // startRedis runs a private redis-server on a free loopback port with
 // persistence off: the benchmarks never touch a Redis they did not start.
 func startRedis(ctx context.Context, dir, bin string) (*proc, string, error) {
-	port, err := freePort()
+	port, err := freeport.Loopback()
 	if err != nil {
 		return nil, "", err
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/jobforge/jobforge/internal/store"
 )
 
-// audit writes one audit line (at Info) of a change a caller made. It builds
+// audit writes one audit line (at Info) of a change a caller made, naming
+// the caller (principal) first. It builds
 // the record itself instead of going through slog.Logger's methods, which
 // box every value into an interface and take the caller's stack
 // (runtime.Callers) for a source no jobforge handler prints: on a create,
@@ -18,6 +21,13 @@ func audit(ctx context.Context, log *slog.Logger, msg string, attrs ...slog.Attr
 		return
 	}
 	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	r.AddAttrs(slog.String("principal", principalOf(ctx)))
 	r.AddAttrs(attrs...)
 	_ = h.Handle(ctx, r)
+}
+
+// auditJob writes the audit line of a change to one job.
+func auditJob(ctx context.Context, log *slog.Logger, msg, tenant string, rec *store.Record) {
+	audit(ctx, log, msg, slog.String("tenant", tenant), slog.String("job_id", rec.ID),
+		slog.String("type", rec.Type), slog.String("queue", rec.Queue))
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -54,12 +55,14 @@ type unaryMethod struct {
 }
 
 // newInprocConn returns a connection to a new channel with the given
-// interceptors; stats, when set, traces every call on the channel.
-func newInprocConn(unary grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, stats func(*inprocgrpc.Channel) *inprocgrpc.Channel) *inprocConn {
-	ch := (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unary).WithServerStreamInterceptor(stream)
-	c := &inprocConn{Channel: ch, intercept: unary}
-	if stats != nil {
-		c.Channel = stats(ch)
+// interceptors; sh, when not nil, traces every call on the channel.
+func newInprocConn(unary grpc.UnaryServerInterceptor, stream grpc.StreamServerInterceptor, sh stats.Handler) *inprocConn {
+	c := &inprocConn{
+		Channel:   (&inprocgrpc.Channel{}).WithServerUnaryInterceptor(unary).WithServerStreamInterceptor(stream),
+		intercept: unary,
+	}
+	if sh != nil {
+		c.Channel = c.Channel.WithServerStatsHandler(sh)
 	} else {
 		c.unary = map[string]unaryMethod{}
 	}

@@ -316,8 +316,8 @@ func TestBatchCreate(t *testing.T) {
 	}
 	require.Len(t, seen, 1000)
 
-	// Invalid items among chunks written while later ones are checked:
-	// every answer stays at its item.
+	// Invalid items among valid ones, across the store's script calls of
+	// up to 64 jobs: every answer stays at its item.
 	mixed := &jobforgev1.BatchCreateJobsRequest{}
 	for i := range 200 {
 		typ := "simulate"

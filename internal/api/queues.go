@@ -79,7 +79,7 @@ func (s *QueueService) setPaused(ctx context.Context, name string, pause bool) (
 	if err != nil {
 		return nil, err
 	}
-	audit(ctx, s.log, "audit: queue "+op, slog.String("principal", principalOf(ctx)), slog.String("queue", q))
+	audit(ctx, s.log, "audit: queue "+op, slog.String("queue", q))
 	infos, err := s.store.Queues(ctx, []string{q})
 	if err != nil {
 		return nil, fmt.Errorf("read queue: %w", err)

@@ -90,7 +90,7 @@ func (s *ScheduleService) CreateSchedule(ctx context.Context, req *jobforgev1.Cr
 	if err != nil {
 		return nil, fmt.Errorf("create schedule: %w", err)
 	}
-	audit(ctx, s.log, "audit: schedule created", slog.String("principal", principalOf(ctx)), slog.String("tenant", sc.Tenant),
+	audit(ctx, s.log, "audit: schedule created", slog.String("tenant", sc.Tenant),
 		slog.String("schedule_id", sc.ID), slog.String("cron", sc.Cron), slog.String("time_zone", sc.TimeZone), slog.String("type", sc.Job.Type))
 	return scheduleProto(sc, s.now())
 }
@@ -131,7 +131,7 @@ func (s *ScheduleService) DeleteSchedule(ctx context.Context, req *jobforgev1.De
 	if err := s.store.DeleteSchedule(ctx, tenant, id); err != nil {
 		return nil, scheduleError(req.GetName(), err)
 	}
-	audit(ctx, s.log, "audit: schedule deleted", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenant), slog.String("schedule_id", id))
+	audit(ctx, s.log, "audit: schedule deleted", slog.String("tenant", tenant), slog.String("schedule_id", id))
 	return &emptypb.Empty{}, nil
 }
 

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fullstorydev/grpchan/inprocgrpc"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -28,6 +27,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	apidef "github.com/jobforge/jobforge/api"
@@ -125,12 +125,12 @@ func NewServer(opts Options, svc jobforgev1.JobServiceServer) (*Server, error) {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 
-	var stats func(*inprocgrpc.Channel) *inprocgrpc.Channel
+	var sh stats.Handler
 	if obs.tracing() {
-		stats = func(ch *inprocgrpc.Channel) *inprocgrpc.Channel { return ch.WithServerStatsHandler(obs.statsHandler()) }
+		sh = obs.statsHandler()
 	}
 	conn := newInprocConn(chainUnary(obs.traceUnary(), obs.unary(transportHTTP), ic.unary),
-		chainStream(obs.traceStream(), obs.stream(transportHTTP), ic.stream), stats)
+		chainStream(obs.traceStream(), obs.stream(transportHTTP), ic.stream), sh)
 	jobforgev1.RegisterJobServiceServer(conn, svc)
 	for _, r := range []grpc.ServiceRegistrar{s.grpc, conn} {
 		if opts.QueueService != nil {

@@ -116,8 +116,7 @@ func (s *Service) CreateJob(ctx context.Context, req *jobforgev1.CreateJobReques
 	if err != nil {
 		return nil, fmt.Errorf("create job: %w", err)
 	}
-	audit(ctx, s.log, "audit: job created", slog.String("principal", principalOf(ctx)), slog.String("tenant", nj.Tenant),
-		slog.String("job_id", rec.ID), slog.String("type", rec.Type), slog.String("queue", rec.Queue))
+	auditJob(ctx, s.log, "audit: job created", nj.Tenant, rec)
 	var sent *structpb.Struct
 	if !existed { // as in BatchCreateJobs: a job created before may hold another payload
 		sent = j.GetPayload()
@@ -360,7 +359,7 @@ func (s *Service) BatchCreateJobs(ctx context.Context, req *jobforgev1.BatchCrea
 		}
 		results[i] = &jobforgev1.BatchCreateJobResult{Job: j}
 	}
-	audit(ctx, s.log, "audit: jobs created in batch", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenantOf(ctx)),
+	audit(ctx, s.log, "audit: jobs created in batch", slog.String("tenant", tenantOf(ctx)),
 		slog.Int("requested", n), slog.Int("created", len(valid)))
 	return &jobforgev1.BatchCreateJobsResponse{Results: results}, nil
 }
@@ -383,8 +382,7 @@ func (s *Service) CancelJob(ctx context.Context, req *jobforgev1.CancelJobReques
 	if err != nil {
 		return nil, notFound(req.GetName(), err)
 	}
-	audit(ctx, s.log, "audit: job cancelled", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenant),
-		slog.String("job_id", rec.ID), slog.String("type", rec.Type), slog.String("queue", rec.Queue))
+	auditJob(ctx, s.log, "audit: job cancelled", tenant, rec)
 	return toProto(rec)
 }
 
@@ -395,8 +393,7 @@ func (s *Service) RetryJob(ctx context.Context, req *jobforgev1.RetryJobRequest)
 	if err != nil {
 		return nil, notFound(req.GetName(), err)
 	}
-	audit(ctx, s.log, "audit: job retried", slog.String("principal", principalOf(ctx)), slog.String("tenant", tenant),
-		slog.String("job_id", rec.ID), slog.String("type", rec.Type), slog.String("queue", rec.Queue))
+	auditJob(ctx, s.log, "audit: job retried", tenant, rec)
 	return toProto(rec)
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jobforge/jobforge/internal/freeport"
 )
 
 // ClusterOptions configures NewCluster.
@@ -51,7 +53,7 @@ func NewCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 	c := &Cluster{password: opts.Password}
 	create := []string{"--cluster", "create"}
 	for range n * (1 + opts.Replicas) {
-		bus, err := freePort()
+		bus, err := freeport.Loopback()
 		if err != nil {
 			tb.Fatalf("redistest: %v", err)
 		}
