@@ -7,18 +7,46 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
 
 // profile saves a CPU profile of p covering the next d (from its admin
-// port's /debug/pprof/profile) when -pprof-dir is set. It returns at once;
-// wait for the returned function before reading the file.
+// port's /debug/pprof/profile) when -pprof-dir is set, and one of this
+// program (the client side: "loadgen-" before the name) over the same
+// time. It returns at once; wait for the returned function before reading
+// the files.
 func (s *suite) profile(ctx context.Context, p *proc, name string, d time.Duration) (wait func()) {
 	if s.pprofDir == "" || p == nil || p.admin == "" {
 		return func() {}
 	}
-	done := make(chan struct{})
+	if err := os.MkdirAll(s.pprofDir, 0o755); err != nil {
+		s.logf("profile %s: %v", name, err)
+		return func() {}
+	}
+	path := func(name string) string {
+		return filepath.Join(s.pprofDir, strings.NewReplacer(" ", "-", "=", "", "/", "-").Replace(name)+".pprof")
+	}
+	done, self := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(self)
+		f, err := os.Create(path("loadgen " + name))
+		if err != nil {
+			s.logf("profile loadgen %s: %v", name, err)
+			return
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			s.logf("profile loadgen %s: %v", name, err)
+			return
+		}
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+		pprof.StopCPUProfile()
+	}()
 	go func() {
 		defer close(done)
 		secs := max(int(d.Round(time.Second)/time.Second), 1)
@@ -33,11 +61,7 @@ func (s *suite) profile(ctx context.Context, p *proc, name string, d time.Durati
 			return
 		}
 		defer resp.Body.Close()
-		if err := os.MkdirAll(s.pprofDir, 0o755); err != nil {
-			return
-		}
-		path := filepath.Join(s.pprofDir, strings.NewReplacer(" ", "-", "=", "", "/", "-").Replace(name)+".pprof")
-		f, err := os.Create(path)
+		f, err := os.Create(path(name))
 		if err != nil {
 			return
 		}
@@ -46,5 +70,5 @@ func (s *suite) profile(ctx context.Context, p *proc, name string, d time.Durati
 			s.logf("profile %s: %v", name, err)
 		}
 	}()
-	return func() { <-done }
+	return func() { <-done; <-self }
 }

@@ -408,11 +408,15 @@ func (c Config) AllQueues() []string {
 }
 
 // Logger builds the process logger: JSON for production, text for dev.
-// Lines logged with a traced context carry trace_id and span_id.
+// Lines logged with a traced context carry trace_id and span_id. Lines
+// logged at the same moment share a write to w (telemetry.LogWriter);
+// each is written before its call returns.
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	lw := telemetry.NewLogWriter(w)
+	var h slog.Handler = slog.NewJSONHandler(lw, opts)
 	if c.LogFormat == "text" {
-		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts)))
+		h = slog.NewTextHandler(lw, opts)
 	}
-	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts)))
+	return slog.New(telemetry.LogHandler(lw.Handler(h)))
 }
