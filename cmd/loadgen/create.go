@@ -320,11 +320,11 @@ func (s *suite) benchCreateGRPC(ctx context.Context) error {
 	if err := s.benchCreate(ctx, "B1", "gRPC", s.grpcCreate, 0.5); err != nil {
 		return err
 	}
-	rss, err := s.api.peakRSS()
+	m, err := s.api.memory()
 	if err != nil {
 		return err
 	}
-	s.res.apiRSS = rss
+	s.res.apiRSS = m
 	return nil
 }
 

@@ -54,9 +54,9 @@ type results struct {
 	// Figures later benchmarks build on.
 	grpcCreate64 float64
 	workerRate   float64
-	apiRSS       int64
-	workerRSS    []int64
-	rawRSS       int64
+	apiRSS       memUse
+	workerRSS    []memUse
+	rawRSS       memUse
 }
 
 func newResults(args []string) *results {

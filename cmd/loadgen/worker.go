@@ -198,7 +198,7 @@ func (s *suite) counters(ctx context.Context, q string) (processed, failed int64
 
 type drainRun struct {
 	rate     float64
-	rss      []int64
+	rss      []memUse
 	cpuPerJ  time.Duration   // worker processes' CPU per job
 	cpuEach  []time.Duration // the same, process by process
 	redisPer time.Duration   // redis-server CPU per job
@@ -274,11 +274,11 @@ func (s *suite) measureDrain(ctx context.Context, q string, n int, ps []*proc, l
 		out.cpuPerJ += per
 	}
 	for _, p := range ps {
-		rss, err := p.peakRSS()
+		m, err := p.memory()
 		if err != nil {
 			return out, err
 		}
-		out.rss = append(out.rss, rss)
+		out.rss = append(out.rss, m)
 	}
 	return out, nil
 }
