@@ -152,10 +152,14 @@ BENCH       ?=
 BENCH_OUT   ?= bench/out
 BENCH_FLAGS ?=
 
+# What the benchmark suite runs: the shipped commands, profile-guided, and
+# the load generator (make bench, make pgo).
+BUILD_BENCH = CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
+
 .PHONY: bench
 bench: ## Benchmarks B1-B9 against raw asynq in the same run (real redis-server, api, worker, remote workers); ~4-5 min.
 	@command -v redis-server >/dev/null || $(MAKE) deps
-	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
+	$(BUILD_BENCH)
 	BENCH_COMMAND="make bench$(if $(BENCH), BENCH=$(BENCH))$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" \
 	  $(BIN)/loadgen -bin $(BIN) -out $(BENCH_OUT) $(if $(BENCH),-only $(BENCH)) $(BENCH_FLAGS)
 
@@ -172,7 +176,7 @@ PGO_BENCH := -only B1,B2,B3,B5 -concurrency 16,64 -batch-sizes 10,100 -worker-pr
 .PHONY: pgo
 pgo: ## Refresh cmd/api/default.pgo and cmd/worker/default.pgo from CPU profiles taken during a benchmark run (~3 min).
 	@command -v redis-server >/dev/null || $(MAKE) deps
-	CGO_ENABLED=0 $(GO) build -trimpath -pgo=$(PGO_PROFILE) -o $(BIN)/ ./cmd/api ./cmd/worker ./cmd/loadgen
+	$(BUILD_BENCH)
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	$(BIN)/loadgen -bin $(BIN) -out $$tmp/out -logs $$tmp/logs -pprof-dir $$tmp/pprof $(PGO_BENCH) >/dev/null && \
 	$(GO) tool pprof -proto $$tmp/pprof/*.pprof > $$tmp/default.pgo && \

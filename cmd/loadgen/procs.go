@@ -113,18 +113,21 @@ func (p *proc) memory() (memUse, error) {
 	var m memUse
 	var found int
 	for line := range strings.SplitSeq(string(b), "\n") {
-		for _, f := range []struct {
-			name string
-			to   *int64
-		}{{"VmHWM:", &m.peak}, {"RssFile:", &m.file}} {
-			if v, ok := strings.CutPrefix(line, f.name); ok {
-				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				if err != nil {
-					return memUse{}, fmt.Errorf("/proc status %s %w", f.name, err)
-				}
-				*f.to, found = kb<<10, found+1
-			}
+		name, v, _ := strings.Cut(line, ":")
+		var to *int64
+		switch name {
+		case "VmHWM":
+			to = &m.peak
+		case "RssFile":
+			to = &m.file
+		default:
+			continue
 		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return memUse{}, fmt.Errorf("/proc status %s: %w", name, err)
+		}
+		*to, found = kb<<10, found+1
 	}
 	if found != 2 {
 		return memUse{}, errors.New("no VmHWM or RssFile in /proc status")

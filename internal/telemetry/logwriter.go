@@ -56,12 +56,8 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 func (w *LogWriter) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.flushLocked(w.appended)
-}
-
-func (w *LogWriter) flushLocked(upTo int64) error {
 	var err error
-	for w.flushed < upTo {
+	for upTo := w.appended; w.flushed < upTo; {
 		if w.writing {
 			w.written.Wait()
 			continue
